@@ -1,0 +1,87 @@
+// Parameter blocks of every kernel. Each kernel takes one of these by value as a
+// __grid_constant__ argument; the TypeScript launchers write the same bytes (src/kernels/layout.ts)
+// and a test pins their offsets against the ones this header produces (scripts/emit-layout.cpp).
+// Plain C layout: fixed-width fields only, pointers as 64-bit, no padding surprises.
+#pragma once
+#include <stdint.h>
+
+// One part of the tile schedule: a contiguous run of KV blocks across consecutive sequences.
+// tile_scheduler_metadata is [num_sm_parts][8] int32 with these fields first.
+struct TileSchedule {
+  int32_t begin_batch;   // first sequence of the part
+  int32_t begin_token;   // first token of begin_batch (a multiple of 64)
+  int32_t end_batch;     // last sequence of the part (< begin_batch when the part is empty)
+  int32_t end_token;     // one past the last token of end_batch
+  int32_t begin_split;   // which split of begin_batch this part's first piece is
+  int32_t reserved[3];
+};
+
+// getMlaMetadata on the GPU: one CTA turns cache_seqlens into the tile schedule.
+struct MetadataParams {
+  const int32_t* cache_seqlens;      // [batch]
+  int32_t* tile_scheduler_metadata;  // [num_sm_parts][8]
+  int32_t* num_splits;               // [batch + 1], prefix sums of splits per sequence
+  int32_t batch;
+  int32_t num_sm_parts;
+  int32_t max_seqlen;                // blockTable capacity (columns * 64): longer lengths are clamped
+  int32_t reserved;
+};
+
+// Shapes and strides of one decode call, shared by the decode, combine and reference kernels.
+// Strides are in elements; the last dimension of every tensor is contiguous.
+struct AttentionShape {
+  int32_t batch;            // b
+  int32_t seqlen_q;         // s_q
+  int32_t num_heads_q;      // h_q
+  int32_t num_heads_kv;     // h_kv
+  int32_t group_size;       // h_q / h_kv
+  int32_t rows_per_kv_head; // s_q * group_size: query rows that share one KV head
+  int32_t num_cache_blocks; // kCache.shape[0]
+  int32_t max_blocks_per_seq; // blockTable.shape[1]
+  int32_t causal;           // 0 or 1
+  float softmax_scale;
+  float softmax_scale_log2; // softmax_scale * log2(e)
+  int32_t reserved;
+  int64_t q_batch_stride, q_row_stride, q_head_stride;       // q: [b, s_q, h_q, 576]
+  int64_t k_block_stride, k_token_stride, k_head_stride;     // kCache: [blocks, 64, h_kv, 576]
+  int64_t block_table_batch_stride;                          // blockTable: [b, max_blocks]
+  int64_t out_batch_stride, out_row_stride, out_head_stride; // out: [b, s_q, h_q, 512]
+};
+
+// The split-KV decode kernel. Grid: (ceil(rows_per_kv_head / 64), h_kv, num_sm_parts).
+struct DecodeParams {
+  AttentionShape shape;
+  const void* q;
+  const void* k_cache;
+  const int32_t* block_table;
+  const int32_t* cache_seqlens;
+  const int32_t* tile_scheduler_metadata; // [num_sm_parts][8]
+  const int32_t* num_splits;              // [b + 1]
+  void* out;                              // [b, s_q, h_q, 512], q's dtype
+  float* lse;                             // [b, h_q, s_q], contiguous
+  float* o_accum;   // [num_split_rows][h_kv][rows_per_kv_head][512] float32 partial outputs
+  float* lse_accum; // [num_split_rows][h_kv][rows_per_kv_head] float32 partial lse
+  int32_t num_sm_parts;
+  int32_t reserved;
+};
+
+// The combine kernel: merges the partials of sequences that were cut into several splits.
+struct CombineParams {
+  AttentionShape shape;
+  const int32_t* num_splits; // [b + 1]
+  const float* o_accum;
+  const float* lse_accum;
+  void* out;
+  float* lse;
+};
+
+// The plain GPU reference (test oracle): float32 math, float32 outputs.
+struct ReferenceParams {
+  AttentionShape shape;
+  const void* q;
+  const void* k_cache;
+  const int32_t* block_table;
+  const int32_t* cache_seqlens;
+  float* out;  // [b, s_q, h_q, 512] contiguous
+  float* lse;  // [b, h_q, s_q] contiguous
+};

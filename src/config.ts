@@ -1,0 +1,21 @@
+/**
+ * The fixed shapes of MLA decode and the scheduler's constants. csrc/config.h holds the same
+ * numbers for the kernels; a test pins the two together through the layout file the build emits.
+ */
+
+/** q/k head dim: 512 latent channels + 64 RoPE channels. */
+export const HEAD_DIM_K = 576;
+/** v head dim: the first 512 channels of each cache row. */
+export const HEAD_DIM_V = 512;
+/** Tokens per KV-cache block. */
+export const PAGE_BLOCK_SIZE = 64;
+/** Query rows per decode CTA (the kernel's MMA M). */
+export const ROW_TILE = 64;
+/** Scheduler cost of starting a piece of a sequence, in KV blocks (FlashMLA's value). */
+export const FIXED_OVERHEAD_BLOCKS = 5;
+/** int32 entries per part in tileSchedulerMetadata. */
+export const METADATA_INTS_PER_PART = 8;
+/** Largest batch the GPU scheduler kernel holds in shared memory. */
+export const MAX_SCHEDULER_BATCH = 32768;
+/** SM count the CPU backend schedules for, so that it cuts work the way an H100 would. */
+export const CPU_NOMINAL_SM_COUNT = 132;
