@@ -78,6 +78,22 @@ export function fp16BitsToFloat32(bits: number): number {
   return FP16_TABLE[bits & 0xffff];
 }
 
+let bf16Table: Float32Array | undefined;
+
+/**
+ * A 65536-entry table from 16-bit pattern to value, for decoding many elements fast
+ * (`table[bits]`).
+ */
+export function halfDecodeTable(kind: 'bf16' | 'fp16'): Float32Array {
+  if (kind === 'fp16') return FP16_TABLE;
+  if (!bf16Table) {
+    bf16Table = new Float32Array(65536);
+    const wide = new Uint32Array(bf16Table.buffer);
+    for (let bits = 0; bits < 65536; bits++) wide[bits] = bits << 16;
+  }
+  return bf16Table;
+}
+
 /** Rounds a number to the nearest bf16 value, returned as a number. */
 export function roundToBf16(value: number): number {
   return bf16BitsToFloat32(float32ToBf16Bits(value));

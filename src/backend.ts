@@ -1,0 +1,47 @@
+/**
+ * What a backend does. The public API validates the arguments, finds the backend where the
+ * tensors live, and hands it a checked call.
+ */
+import type { MlaMetadata } from './metadata.js';
+import type { DType } from './tensor/dtype.js';
+import type { HostTensor } from './tensor/host-tensor.js';
+import type { Tensor } from './tensor/tensor.js';
+import type { DecodeShape } from './validate.js';
+
+export type BackendKind = 'cpu' | 'cuda';
+
+export interface DecodeCall {
+  q: Tensor;
+  kCache: Tensor;
+  blockTable: Tensor;
+  cacheSeqlens: Tensor;
+  shape: DecodeShape;
+  metadata: MlaMetadata;
+  out?: Tensor;
+  lse?: Tensor;
+  /** Copy blockTable and cacheSeqlens to the host and check their values (always done on the CPU). */
+  validateValues: boolean;
+}
+
+export interface DecodeResult<T extends Tensor = Tensor> {
+  /** [b, s_q, h_q, 512] in q's dtype. */
+  out: T;
+  /** [b, h_q, s_q] float32, natural log; +Infinity on rows with nothing to attend. */
+  lse: T;
+}
+
+export interface Backend {
+  readonly kind: BackendKind;
+  /** One line: what runs the work ("cpu (float64 split-KV)", "cuda:0 NVIDIA H100 ..."). */
+  readonly description: string;
+  /** Parts the tile scheduler cuts work into for this head layout on this backend. */
+  numSmParts(numQRowsPerKvHead: number, numHeadsK: number): number;
+  getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, numHeadsK: number): MlaMetadata;
+  decode(call: DecodeCall): DecodeResult;
+  /** A new tensor of zeros (host) or uninitialised memory (device). */
+  empty(dtype: DType, shape: readonly number[]): Tensor;
+  /** Copies a host tensor here (host: itself). */
+  upload(tensor: HostTensor): Tensor;
+  /** Waits for all queued work. */
+  synchronize(): void;
+}

@@ -1,0 +1,48 @@
+/**
+ * Backend choice. Calls follow their tensors (host: CPU, cuda:N: the CUDA backend of device N);
+ * openBackend() is for callers that want to choose: 'auto' (the GPU if it can run here, else the
+ * CPU with one line on stderr saying why), 'cuda' (or GpuUnavailableError with the reason) or
+ * 'cpu'. The environment variable FLASHMLA_BACKEND overrides the choice.
+ */
+import type { Backend } from './backend.js';
+import { cpuBackend } from './cpu/cpu-backend.js';
+import { GpuUnavailableError, OptionError } from './errors.js';
+import type { TensorDevice } from './tensor/tensor.js';
+import { describeValue } from './validate.js';
+
+export type BackendChoice = 'auto' | 'cuda' | 'cpu';
+
+export interface OpenBackendOptions {
+  backend?: BackendChoice;
+  /** CUDA device ordinal; default 0. */
+  device?: number;
+  /** Where 'auto' reports a fallback to the CPU; default: one line on stderr. */
+  onFallback?: (reason: string) => void;
+}
+
+const CHOICES: readonly BackendChoice[] = ['auto', 'cuda', 'cpu'];
+
+export function backendChoice(requested: BackendChoice | undefined): BackendChoice {
+  const fromEnv = process.env.FLASHMLA_BACKEND;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (!CHOICES.includes(fromEnv as BackendChoice)) {
+      throw new OptionError('FLASHMLA_BACKEND', `one of ${CHOICES.join(', ')}`, JSON.stringify(fromEnv));
+    }
+    return fromEnv as BackendChoice;
+  }
+  if (requested !== undefined && !CHOICES.includes(requested)) {
+    throw new OptionError('backend', `one of ${CHOICES.join(', ')}`, describeValue(requested));
+  }
+  return requested ?? 'auto';
+}
+
+export function openBackend(options: OpenBackendOptions = {}): Backend {
+  const choice = backendChoice(options.backend);
+  if (choice === 'cpu') return cpuBackend;
+  throw new GpuUnavailableError('the CUDA backend is not built into this version', '');
+}
+
+export function backendForDevice(device: TensorDevice): Backend {
+  if (device.kind === 'host') return cpuBackend;
+  throw new GpuUnavailableError('the CUDA backend is not built into this version', '');
+}

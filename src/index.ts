@@ -1,0 +1,23 @@
+/** flashmla: FlashMLA-class MLA decode attention for Node.js. */
+export { type DecodeOptions, flashMlaWithKvcache, getMlaMetadata } from './api.js';
+export type { Backend, BackendKind, DecodeResult } from './backend.js';
+export { type BackendChoice, type OpenBackendOptions, openBackend } from './backends.js';
+export * from './config.js';
+export { referenceDecode, type ReferencePrecision, type ReferenceResult } from './cpu/reference.js';
+export * from './errors.js';
+export { MlaMetadata } from './metadata.js';
+export { computeTileSchedule, numSmPartsFor, type TileSchedule } from './scheduler.js';
+export { type DType, bytesPerElement } from './tensor/dtype.js';
+export {
+  bf16BitsToFloat32,
+  float32ToBf16Bits,
+  float32ToFp16Bits,
+  fp16BitsToFloat32,
+  roundToBf16,
+  roundToFp16,
+} from './tensor/half.js';
+export { HostTensor } from './tensor/host-tensor.js';
+export { Random } from './tensor/random.js';
+export type { Tensor, TensorDevice } from './tensor/tensor.js';
+export { comparePrecision, compareStress, type PrecisionReport } from './verify/precision.js';
+export { generateProblem, type Problem, type ProblemConfig } from './verify/problems.js';

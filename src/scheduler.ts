@@ -1,0 +1,134 @@
+/**
+ * The tile scheduler: cuts the KV blocks of every sequence in a batch into `numSmParts`
+ * contiguous pieces of balanced cost, so that a persistent grid of decode CTAs (one group per
+ * part) stays equally busy across variable lengths. The GPU metadata kernel (csrc/metadata.cu)
+ * runs the same walk and must produce exactly this output.
+ */
+import { FIXED_OVERHEAD_BLOCKS, METADATA_INTS_PER_PART, PAGE_BLOCK_SIZE, ROW_TILE } from './config.js';
+
+export interface TileSchedule {
+  /** [numSmParts * 8] int32: per part {beginBatch, beginToken, endBatch, endToken, beginSplit, 0, 0, 0}. */
+  tileSchedulerMetadata: Int32Array;
+  /** [b + 1] int32: prefix sums of how many splits each sequence was cut into. */
+  numSplits: Int32Array;
+}
+
+/** One part's metadata, decoded. A part with endBatch < beginBatch is empty. */
+export interface PartSchedule {
+  beginBatch: number;
+  beginToken: number;
+  endBatch: number;
+  endToken: number;
+  beginSplit: number;
+}
+
+/** One piece of work: a token range of one sequence, processed by one part. */
+export interface Piece {
+  part: number;
+  batch: number;
+  beginToken: number;
+  endToken: number;
+  /** Which split of its sequence this piece is. */
+  split: number;
+}
+
+/**
+ * FlashMLA's part count: the SMs shared among the KV heads and 64-row tiles of query rows, so
+ * that grid = row tiles x KV heads x parts fills the GPU once.
+ */
+export function numSmPartsFor(smCount: number, numQRowsPerKvHead: number, numHeadsK: number): number {
+  const rowTiles = Math.ceil(numQRowsPerKvHead / ROW_TILE);
+  return Math.max(Math.floor(Math.floor(smCount / numHeadsK) / rowTiles), 1);
+}
+
+/**
+ * Computes the schedule. Lengths are clamped to [0, maxSeqlen] (the block table's capacity) the
+ * way the kernels clamp them, so a bad length can never send a kernel past a block-table row.
+ */
+export function computeTileSchedule(
+  cacheSeqlens: ArrayLike<number>,
+  numSmParts: number,
+  maxSeqlen = Number.MAX_SAFE_INTEGER,
+): TileSchedule {
+  const batch = cacheSeqlens.length;
+  const lengths = new Int32Array(batch);
+  const blocks = new Int32Array(batch);
+  let totalCost = 0;
+  for (let i = 0; i < batch; i++) {
+    lengths[i] = Math.min(Math.max(cacheSeqlens[i], 0), maxSeqlen);
+    blocks[i] = Math.ceil(lengths[i] / PAGE_BLOCK_SIZE);
+    totalCost += blocks[i] + FIXED_OVERHEAD_BLOCKS;
+  }
+  const payload = Math.ceil(totalCost / numSmParts) + FIXED_OVERHEAD_BLOCKS;
+
+  const metadata = new Int32Array(numSmParts * METADATA_INTS_PER_PART);
+  const numSplits = new Int32Array(batch + 1);
+  let batchIndex = 0;
+  let block = 0;
+  let split = 0;
+  let cumulativeSplits = 0;
+  for (let part = 0; part < numSmParts; part++) {
+    const at = part * METADATA_INTS_PER_PART;
+    metadata[at] = batchIndex;
+    metadata[at + 1] = block * PAGE_BLOCK_SIZE;
+    metadata[at + 4] = split;
+    let remaining = payload;
+    while (batchIndex < batch) {
+      const remainingBlocks = blocks[batchIndex] - block;
+      if (remaining >= remainingBlocks + FIXED_OVERHEAD_BLOCKS) {
+        // The rest of this sequence fits: finish it here.
+        cumulativeSplits += split + 1;
+        numSplits[batchIndex + 1] = cumulativeSplits;
+        remaining -= remainingBlocks + FIXED_OVERHEAD_BLOCKS;
+        batchIndex++;
+        block = 0;
+        split = 0;
+      } else {
+        // Take what the payload allows of it (if anything beyond the overhead) and stop.
+        if (remaining - FIXED_OVERHEAD_BLOCKS > 0) {
+          block += remaining - FIXED_OVERHEAD_BLOCKS;
+          split++;
+        }
+        break;
+      }
+    }
+    if (block > 0) {
+      metadata[at + 2] = batchIndex;
+      metadata[at + 3] = block * PAGE_BLOCK_SIZE;
+    } else {
+      metadata[at + 2] = batchIndex - 1;
+      metadata[at + 3] = batchIndex > 0 ? lengths[batchIndex - 1] : 0;
+    }
+  }
+  return { tileSchedulerMetadata: metadata, numSplits };
+}
+
+export function partSchedule(metadata: ArrayLike<number>, part: number): PartSchedule {
+  const at = part * METADATA_INTS_PER_PART;
+  return {
+    beginBatch: metadata[at],
+    beginToken: metadata[at + 1],
+    endBatch: metadata[at + 2],
+    endToken: metadata[at + 3],
+    beginSplit: metadata[at + 4],
+  };
+}
+
+/**
+ * The pieces of one part, in order, as the decode kernel walks them. `lengths` are the
+ * (clamped) sequence lengths the schedule was made from.
+ */
+export function piecesOfPart(metadata: ArrayLike<number>, part: number, lengths: ArrayLike<number>): Piece[] {
+  const { beginBatch, beginToken, endBatch, endToken, beginSplit } = partSchedule(metadata, part);
+  const pieces: Piece[] = [];
+  for (let batch = beginBatch; batch <= endBatch; batch++) {
+    pieces.push({
+      part,
+      batch,
+      beginToken: batch === beginBatch ? beginToken : 0,
+      endToken: batch === endBatch ? endToken : lengths[batch],
+      split: batch === beginBatch ? beginSplit : 0,
+    });
+  }
+  return pieces;
+}

@@ -1,0 +1,124 @@
+/**
+ * TESTING.md's precision rule (FlashMLA's own bar), used by the tests, `flashmla check` and the
+ * demo. A result passes when every element of out and lse is close, out as a whole is close in
+ * angle, and Inf/NaN sit exactly where the reference has them.
+ */
+import type { HostTensor } from '../tensor/host-tensor.js';
+
+export const OUT_ABS_TOLERANCE = 8e-4;
+export const OUT_REL_TOLERANCE = 2.01 / 128;
+export const OUT_COSINE_TOLERANCE = 5e-6;
+export const LSE_ABS_TOLERANCE = 1e-6;
+export const LSE_REL_TOLERANCE = 8.01 / 65536;
+
+export interface PrecisionReport {
+  ok: boolean;
+  /** Largest |a - r| over finite out elements. */
+  outMaxAbsError: number;
+  /** 1 - 2·Σ(a·r) / Σ(a² + r²) over out (0 when skipped). */
+  outCosineError: number;
+  lseMaxAbsError: number;
+  /** Elements that failed, as `out[i]: got a, want r` lines (at most 8). */
+  failures: string[];
+  failureCount: number;
+}
+
+/** Compares out and lse against the reference's (out rounded to the dtype, lse float32). */
+export function comparePrecision(
+  actual: { out: HostTensor; lse: HostTensor },
+  reference: { out: HostTensor; lse: HostTensor },
+): PrecisionReport {
+  const failures: string[] = [];
+  let failureCount = 0;
+  const fail = (line: string) => {
+    failureCount++;
+    if (failures.length < 8) failures.push(line);
+  };
+
+  const a = actual.out.toFloat64Array();
+  const r = reference.out.toFloat64Array();
+  let outMaxAbsError = 0;
+  let dot = 0;
+  let norms = 0;
+  let referenceNorm = 0;
+  for (let e = 0; e < r.length; e++) {
+    const got = a[e];
+    const want = r[e];
+    if (!Number.isFinite(want) || !Number.isFinite(got)) {
+      if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want))) fail(`out[${e}]: got ${got}, want ${want}`);
+      continue;
+    }
+    const error = Math.abs(got - want);
+    outMaxAbsError = Math.max(outMaxAbsError, error);
+    if (error > OUT_ABS_TOLERANCE && error / Math.abs(want) > OUT_REL_TOLERANCE) {
+      fail(`out[${e}]: got ${got}, want ${want} (|error| ${error.toExponential(3)})`);
+    }
+    dot += got * want;
+    norms += got * got + want * want;
+    referenceNorm += want * want;
+  }
+  let outCosineError = 0;
+  if (referenceNorm >= 1e-12) {
+    outCosineError = 1 - (2 * dot) / norms;
+    if (!(outCosineError <= OUT_COSINE_TOLERANCE)) {
+      fail(`out: cosine error ${outCosineError.toExponential(3)} above ${OUT_COSINE_TOLERANCE}`);
+    }
+  }
+
+  const lseA = actual.lse.toFloat64Array();
+  const lseR = reference.lse.toFloat64Array();
+  let lseMaxAbsError = 0;
+  for (let e = 0; e < lseR.length; e++) {
+    const got = lseA[e];
+    const want = lseR[e];
+    if (!Number.isFinite(want) || !Number.isFinite(got)) {
+      if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want))) fail(`lse[${e}]: got ${got}, want ${want}`);
+      continue;
+    }
+    const error = Math.abs(got - want);
+    lseMaxAbsError = Math.max(lseMaxAbsError, error);
+    if (error > LSE_ABS_TOLERANCE && error / Math.abs(want) > LSE_REL_TOLERANCE) {
+      fail(`lse[${e}]: got ${got}, want ${want} (|error| ${error.toExponential(3)})`);
+    }
+  }
+  return { ok: failureCount === 0, outMaxAbsError, outCosineError, lseMaxAbsError, failures, failureCount };
+}
+
+export interface StressReport {
+  ok: boolean;
+  maxError: number;
+  meanError: number;
+  lowPrecisionMaxError: number;
+  lowPrecisionMeanError: number;
+  message: string;
+}
+
+/**
+ * The rule for large-magnitude data, where fixed tolerances do not scale: the errors of `out`
+ * against the exact float64 outputs may be at most 2x (max) and 1.5x (mean) those of a
+ * low-precision reference that rounds like a tensor-core kernel.
+ */
+export function compareStress(actualOut: HostTensor, exact: Float64Array, lowPrecisionOut: HostTensor): StressReport {
+  const errors = (values: Float64Array) => {
+    let max = 0;
+    let sum = 0;
+    for (let e = 0; e < exact.length; e++) {
+      const error = Math.abs(values[e] - exact[e]);
+      if (Number.isNaN(error)) return { max: Number.NaN, mean: Number.NaN };
+      max = Math.max(max, error);
+      sum += error;
+    }
+    return { max, mean: sum / Math.max(exact.length, 1) };
+  };
+  const ours = errors(actualOut.toFloat64Array());
+  const low = errors(lowPrecisionOut.toFloat64Array());
+  const ok = ours.max <= 2 * low.max + 1e-5 && ours.mean <= 1.5 * low.mean + 1e-12;
+  return {
+    ok,
+    maxError: ours.max,
+    meanError: ours.mean,
+    lowPrecisionMaxError: low.max,
+    lowPrecisionMeanError: low.mean,
+    message: `max error ${ours.max.toExponential(3)} (limit ${(2 * low.max + 1e-5).toExponential(3)}), mean ${ours.mean.toExponential(3)} (limit ${(1.5 * low.mean).toExponential(3)})`,
+  };
+}

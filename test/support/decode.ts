@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { HEAD_DIM_V } from '../../src/config.js';
+import { referenceDecode } from '../../src/cpu/reference.js';
+import { HostTensor } from '../../src/tensor/host-tensor.js';
+import { comparePrecision } from '../../src/verify/precision.js';
+import type { Problem } from '../../src/verify/problems.js';
+
+/** Runs a host problem through the public API (CPU backend), outputs NaN-prefilled. */
+export function decodeOnHost(problem: Problem) {
+  const { q, kCache, blockTable, cacheSeqlens, softmaxScale, causal } = problem;
+  const [batch, seqlenQ, numHeadsQ] = q.shape;
+  const numHeadsKv = kCache.shape[2];
+  const metadata = getMlaMetadata(cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
+  const out = HostTensor.full(q.dtype, [batch, seqlenQ, numHeadsQ, HEAD_DIM_V], Number.NaN);
+  const lse = HostTensor.full('float32', [batch, numHeadsQ, seqlenQ], Number.NaN);
+  const result = flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata.tileSchedulerMetadata, metadata.numSplits, {
+    softmaxScale,
+    causal,
+    out,
+    lse,
+  });
+  assert.equal(result.out, out, 'the preallocated out is the one returned');
+  return { out, lse, metadata };
+}
+
+export function describeProblem(problem: Problem): string {
+  const c = problem.config;
+  return `b=${c.batch} s_q=${c.seqlenQ} h_q=${c.numHeadsQ} h_kv=${c.numHeadsKv} lengths=[${Array.from(problem.lengths).slice(0, 8).join(',')}${problem.lengths.length > 8 ? ',...' : ''}] causal=${c.causal} ${c.dtype} data=${c.data} padded=${c.paddedStrides} scale=${problem.softmaxScale.toFixed(4)}`;
+}
+
+/** Decodes on the host and asserts the precision rule against the float64 reference. */
+export function assertHostDecodeMatches(problem: Problem, label = ''): void {
+  const actual = decodeOnHost(problem);
+  const reference = referenceDecode(problem);
+  const report = comparePrecision(actual, reference);
+  assert.ok(report.ok, `${label} ${describeProblem(problem)} seed=?\n${report.failures.join('\n')}`);
+}
