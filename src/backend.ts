@@ -44,4 +44,9 @@ export interface Backend {
   upload(tensor: HostTensor): Tensor;
   /** Waits for all queued work. */
   synchronize(): void;
+  /**
+   * Times `work` (which enqueues on this backend): `warmup` untimed runs, then one time in
+   * milliseconds per repeat (CUDA events around each run on the GPU, the wall clock on the CPU).
+   */
+  time(work: () => void, options: { warmup: number; repeats: number }): number[];
 }

@@ -66,6 +66,17 @@ class CpuBackend implements Backend {
   }
 
   synchronize(): void {}
+
+  time(work: () => void, options: { warmup: number; repeats: number }): number[] {
+    for (let i = 0; i < options.warmup; i++) work();
+    const times: number[] = [];
+    for (let i = 0; i < options.repeats; i++) {
+      const start = performance.now();
+      work();
+      times.push(performance.now() - start);
+    }
+    return times;
+  }
 }
 
 export const cpuBackend: Backend = new CpuBackend();

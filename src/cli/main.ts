@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/** The `flashmla` command line: info, demo, check, bench. */
+import { FlashMlaError } from '../errors.js';
+import { type Command, parseCommandArgs, UsageError } from './command.js';
+import { demoCommand } from './demo.js';
+
+const commands: Command[] = [demoCommand];
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return `Usage: flashmla <command> [flags]
+
+FlashMLA-class MLA decode attention for Node.js.
+
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Run 'flashmla <command> --help' for a command's flags.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  try {
+    if (!command) throw new UsageError(`unknown command '${name}'`);
+    const values = parseCommandArgs(command, rest);
+    if (values.help) {
+      console.log(command.help);
+      return 0;
+    }
+    return await command.run(values);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`flashmla: ${error.message}\nRun 'flashmla ${command ? `${command.name} ` : ''}--help' for usage.`);
+      return 2;
+    }
+    if (error instanceof FlashMlaError) {
+      console.error(`flashmla: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
