@@ -85,3 +85,34 @@ struct ReferenceParams {
   float* out;  // [b, s_q, h_q, 512] contiguous
   float* lse;  // [b, h_q, s_q] contiguous
 };
+
+// ---- Test and benchmark utilities (csrc/testing.cu) -----------------------------------------
+
+// flashmla_fill_normal_bf16/fp16: dst[k] = round(clamp(N(0,1) * scale, ±clamp)) for k < count,
+// N(0,1) from a counter-based hash of (seed, k), so the result depends on nothing but the
+// arguments. clamp <= 0 means no clamp.
+struct FillParams {
+  void* dst;
+  int64_t count;  // elements
+  uint64_t seed;
+  float scale;
+  float clamp;
+};
+
+// flashmla_copy: dst[k] = src[k] for k < count, 16 bytes at a time (the bandwidth ceiling).
+struct CopyParams {
+  const void* src;  // 16-byte aligned
+  void* dst;        // 16-byte aligned
+  int64_t count;    // 16-byte units
+};
+
+// flashmla_tma_probe: one 64x64 box of a 2-D bf16 tensor at element coordinates (x inner, y
+// outer), fetched by TMA into shared memory and copied verbatim (8 KiB, the box's shared-memory
+// image including any swizzle) to dst. tensor_map holds a CUtensorMap (128 bytes, 64-byte aligned)
+// whose box is 64x64 bf16.
+struct TmaProbeParams {
+  alignas(64) uint64_t tensor_map[16];
+  int32_t x;
+  int32_t y;
+  void* dst;
+};

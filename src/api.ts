@@ -7,9 +7,10 @@
 import type { DecodeResult } from './backend.js';
 import { backendForDevice } from './backends.js';
 import type { DeviceTensor } from './cuda/device-tensor.js';
+import type { CudaStream } from './cuda/stream.js';
 import { MAX_SCHEDULER_BATCH } from './config.js';
-import { LimitError } from './errors.js';
-import { type MlaMetadata, metadataFor } from './metadata.js';
+import { LimitError, OptionError } from './errors.js';
+import { MlaMetadata, metadataFor } from './metadata.js';
 import type { HostTensor } from './tensor/host-tensor.js';
 import type { Tensor } from './tensor/tensor.js';
 import {
@@ -19,6 +20,7 @@ import {
   checkPositiveInteger,
   checkSameDevice,
   checkTensor,
+  describeValue,
 } from './validate.js';
 
 export interface DecodeOptions {
@@ -36,13 +38,31 @@ export interface DecodeOptions {
    * Host tensors are always checked.
    */
   validateValues?: boolean;
+  /** CUDA stream to enqueue on; default: the device's default stream. Ignored on the host. */
+  stream?: CudaStream;
+}
+
+export interface MetadataOptions {
+  /** CUDA stream to enqueue the scheduler kernel on; default: the device's default stream. */
+  stream?: CudaStream;
+  /**
+   * Recompute into this metadata's buffers instead of allocating new ones (same batch size and
+   * head layout): what a CUDA-graph capture of a whole decode step needs, since nothing may be
+   * allocated while capturing.
+   */
+  into?: MlaMetadata;
 }
 
 /**
  * Computes the tile schedule for one decode step from the cache lengths, where they live (on a
  * GPU, by a kernel: no host round trip). `numQRowsPerKvHead` is s_q * h_q / h_kv.
  */
-export function getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, numHeadsK: number): MlaMetadata {
+export function getMlaMetadata(
+  cacheSeqlens: Tensor,
+  numQRowsPerKvHead: number,
+  numHeadsK: number,
+  options: MetadataOptions = {},
+): MlaMetadata {
   checkTensor('cacheSeqlens', cacheSeqlens);
   const batch = checkCacheSeqlens(cacheSeqlens);
   checkPositiveInteger('numQRowsPerKvHead', numQRowsPerKvHead);
@@ -51,7 +71,12 @@ export function getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, 
   if (backend.kind === 'cuda' && batch > MAX_SCHEDULER_BATCH) {
     throw new LimitError('cacheSeqlens', `at most ${MAX_SCHEDULER_BATCH} sequences (the scheduler's shared memory)`, `${batch}`);
   }
-  return backend.getMlaMetadata(cacheSeqlens, numQRowsPerKvHead, numHeadsK);
+  if (options.into !== undefined) {
+    if (!(options.into instanceof MlaMetadata)) throw new OptionError('into', 'an MlaMetadata from getMlaMetadata', describeValue(options.into));
+    checkSameDevice({ cacheSeqlens, into: options.into.tileSchedulerMetadata });
+    metadataFor(options.into.tileSchedulerMetadata, options.into.numSplits, { batch, numQRowsPerKvHead, numHeadsK });
+  }
+  return backend.getMlaMetadata(cacheSeqlens, numQRowsPerKvHead, numHeadsK, options.stream, options.into);
 }
 
 /**
@@ -118,5 +143,6 @@ export function flashMlaWithKvcache(
     out: options.out,
     lse: options.lse,
     validateValues: options.validateValues ?? false,
+    stream: options.stream,
   });
 }

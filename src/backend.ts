@@ -2,6 +2,7 @@
  * What a backend does. The public API validates the arguments, finds the backend where the
  * tensors live, and hands it a checked call.
  */
+import type { CudaStream } from './cuda/stream.js';
 import type { MlaMetadata } from './metadata.js';
 import type { DType } from './tensor/dtype.js';
 import type { HostTensor } from './tensor/host-tensor.js';
@@ -21,6 +22,8 @@ export interface DecodeCall {
   lse?: Tensor;
   /** Copy blockTable and cacheSeqlens to the host and check their values (always done on the CPU). */
   validateValues: boolean;
+  /** The stream to enqueue on (CUDA); default: the device's default stream. */
+  stream?: CudaStream;
 }
 
 export interface DecodeResult<T extends Tensor = Tensor> {
@@ -36,7 +39,8 @@ export interface Backend {
   readonly description: string;
   /** Parts the tile scheduler cuts work into for this head layout on this backend. */
   numSmParts(numQRowsPerKvHead: number, numHeadsK: number): number;
-  getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, numHeadsK: number): MlaMetadata;
+  /** A new schedule, or (with `into`) the schedule recomputed into existing metadata's buffers. */
+  getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, numHeadsK: number, stream?: CudaStream, into?: MlaMetadata): MlaMetadata;
   decode(call: DecodeCall): DecodeResult;
   /** A new tensor of zeros (host) or uninitialised memory (device). */
   empty(dtype: DType, shape: readonly number[]): Tensor;

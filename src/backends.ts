@@ -7,6 +7,7 @@
 import type { Backend } from './backend.js';
 import { cpuBackend } from './cpu/cpu-backend.js';
 import { GpuUnavailableError, OptionError } from './errors.js';
+import { CudaBackend } from './kernels/cuda-backend.js';
 import type { TensorDevice } from './tensor/tensor.js';
 import { describeValue } from './validate.js';
 
@@ -39,10 +40,21 @@ export function backendChoice(requested: BackendChoice | undefined): BackendChoi
 export function openBackend(options: OpenBackendOptions = {}): Backend {
   const choice = backendChoice(options.backend);
   if (choice === 'cpu') return cpuBackend;
-  throw new GpuUnavailableError('the CUDA backend is not built into this version', '');
+  const ordinal = options.device ?? 0;
+  if (!Number.isSafeInteger(ordinal) || ordinal < 0) {
+    throw new OptionError('device', 'a CUDA device ordinal (integer >= 0)', describeValue(options.device));
+  }
+  try {
+    return CudaBackend.open(ordinal);
+  } catch (error) {
+    if (choice === 'cuda' || !(error instanceof GpuUnavailableError)) throw error;
+    const report = options.onFallback ?? ((reason: string) => process.stderr.write(`flashmla: using the CPU backend: ${reason}\n`));
+    report(`${error.reason}${error.fix ? ` (${error.fix})` : ''}`);
+    return cpuBackend;
+  }
 }
 
+/** The backend that runs calls on tensors living on `device`. */
 export function backendForDevice(device: TensorDevice): Backend {
-  if (device.kind === 'host') return cpuBackend;
-  throw new GpuUnavailableError('the CUDA backend is not built into this version', '');
+  return device.kind === 'host' ? cpuBackend : CudaBackend.open(device.ordinal);
 }

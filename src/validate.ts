@@ -273,6 +273,7 @@ export function checkOutputs(out: unknown, lse: unknown, shape: DecodeShape): vo
       throw new ShapeError('out', `shape ${formatShape(expected)}`, formatShape(out.shape));
     }
     checkLastDimContiguous('out', out);
+    checkOuterStridesAligned('out', out);
     checkSizesFitInt32('out', out);
     checkLivesOn('out', out, shape.device, 'q');
   }

@@ -3,8 +3,9 @@
 import { FlashMlaError } from '../errors.js';
 import { type Command, parseCommandArgs, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
+import { infoCommand } from './info.js';
 
-const commands: Command[] = [demoCommand];
+const commands: Command[] = [infoCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,5 +1,6 @@
 /** The CPU backend: the split-and-combine algorithm of the GPU, run on the host in float64. */
 import type { Backend, DecodeCall, DecodeResult } from '../backend.js';
+import type { CudaStream } from '../cuda/stream.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
 import { MlaMetadata } from '../metadata.js';
 import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
@@ -17,10 +18,21 @@ class CpuBackend implements Backend {
     return numSmPartsFor(CPU_NOMINAL_SM_COUNT, numQRowsPerKvHead, numHeadsK);
   }
 
-  getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, numHeadsK: number): MlaMetadata {
+  getMlaMetadata(
+    cacheSeqlens: Tensor,
+    numQRowsPerKvHead: number,
+    numHeadsK: number,
+    _stream?: CudaStream,
+    into?: MlaMetadata,
+  ): MlaMetadata {
     const lengths = (cacheSeqlens as HostTensor).contiguous().data as Int32Array;
     const numSmParts = this.numSmParts(numQRowsPerKvHead, numHeadsK);
     const schedule = computeTileSchedule(lengths, numSmParts);
+    if (into) {
+      (into.tileSchedulerMetadata as HostTensor).data.set(schedule.tileSchedulerMetadata);
+      (into.numSplits as HostTensor).data.set(schedule.numSplits);
+      return into;
+    }
     return new MlaMetadata({
       tileSchedulerMetadata: new HostTensor('int32', schedule.tileSchedulerMetadata, [numSmParts, METADATA_INTS_PER_PART]),
       numSplits: new HostTensor('int32', schedule.numSplits, [lengths.length + 1]),

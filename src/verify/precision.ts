@@ -3,6 +3,7 @@
  * demo. A result passes when every element of out and lse is close, out as a whole is close in
  * angle, and Inf/NaN sit exactly where the reference has them.
  */
+import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 
 export const OUT_ABS_TOLERANCE = 8e-4;
@@ -35,8 +36,8 @@ export function comparePrecision(
     if (failures.length < 8) failures.push(line);
   };
 
-  const a = actual.out.toFloat64Array();
-  const r = reference.out.toFloat64Array();
+  const a = values(actual.out);
+  const r = values(reference.out);
   let outMaxAbsError = 0;
   let dot = 0;
   let norms = 0;
@@ -65,8 +66,8 @@ export function comparePrecision(
     }
   }
 
-  const lseA = actual.lse.toFloat64Array();
-  const lseR = reference.lse.toFloat64Array();
+  const lseA = values(actual.lse);
+  const lseR = values(reference.lse);
   let lseMaxAbsError = 0;
   for (let e = 0; e < lseR.length; e++) {
     const got = lseA[e];
@@ -84,6 +85,19 @@ export function comparePrecision(
   return { ok: failureCount === 0, outMaxAbsError, outCosineError, lseMaxAbsError, failures, failureCount };
 }
 
+/** All elements in row-major order as exact float32 values (fast for contiguous 16-bit tensors). */
+function values(tensor: HostTensor): Float32Array | Float64Array {
+  if (tensor.isContiguous() && (tensor.dtype === 'bf16' || tensor.dtype === 'fp16')) {
+    const table = halfDecodeTable(tensor.dtype);
+    const bits = tensor.data.subarray(tensor.offset, tensor.offset + tensor.numel);
+    const out = new Float32Array(bits.length);
+    for (let e = 0; e < bits.length; e++) out[e] = table[bits[e]];
+    return out;
+  }
+  if (tensor.isContiguous() && tensor.dtype === 'float32') return tensor.data.subarray(tensor.offset, tensor.offset + tensor.numel) as Float32Array;
+  return tensor.toFloat64Array();
+}
+
 export interface StressReport {
   ok: boolean;
   maxError: number;
@@ -99,7 +113,7 @@ export interface StressReport {
  * low-precision reference that rounds like a tensor-core kernel.
  */
 export function compareStress(actualOut: HostTensor, exact: Float64Array, lowPrecisionOut: HostTensor): StressReport {
-  const errors = (values: Float64Array) => {
+  const errors = (values: Float32Array | Float64Array) => {
     let max = 0;
     let sum = 0;
     for (let e = 0; e < exact.length; e++) {

@@ -1,0 +1,161 @@
+// Thin wrappers, one per PTX instruction the kernels use, so that the kernel bodies read like the
+// algorithm. Each cites the section of the PTX ISA (version 9.0, shipped with CUDA 13.0) that
+// defines it. Shared-memory operands are 32-bit shared-window addresses (see smem_addr).
+#pragma once
+#include <stdint.h>
+
+namespace flashmla::ptx {
+
+// The 32-bit shared-state-space address of a generic pointer into shared memory
+// (PTX ISA: "Generic Addressing", cvta.to.shared).
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// cp.async (non-bulk): 16-byte global -> shared copies tracked in commit groups.
+
+// PTX ISA "cp.async": copy 16 bytes, or write 16 zero bytes and read nothing when !valid
+// (src-size 0). src must still be a well-formed global address; callers pass a tensor base then.
+__device__ __forceinline__ void cp_async_16_zfill(uint32_t dst, const void* src, bool valid) {
+  const uint32_t src_size = valid ? 16u : 0u;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(__cvta_generic_to_global(src)),
+               "r"(src_size)
+               : "memory");
+}
+
+// PTX ISA "cp.async.commit_group": close the group of cp.async issued since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// PTX ISA "cp.async.wait_group": wait until at most N of this thread's groups are in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warp-level matrix loads and products.
+
+// PTX ISA "ldmatrix": four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j,
+// and register j of lane l receives row l/4, columns 2(l%4) and 2(l%4)+1 of matrix j.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                            uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr)
+               : "memory");
+}
+
+// PTX ISA "ldmatrix" with .trans: as ldmatrix_x4, but register j of lane l receives column l/4,
+// rows 2(l%4) and 2(l%4)+1 of matrix j.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                                  uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr)
+               : "memory");
+}
+
+// PTX ISA "mma" (Matrix Fragments for mma.m16n8k16 with floating point type):
+// d[16x8] += a[16x16] (row) * b[16x8] (col), bf16 inputs, f32 accumulators.
+__device__ __forceinline__ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                  uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// PTX ISA "mma" (Matrix Fragments for mma.m16n8k16 with floating point type): as above, fp16 inputs.
+__device__ __forceinline__ void mma_m16n8k16_fp16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                  uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barriers.
+
+// PTX ISA "bar.sync": named barrier `id` (1..15; 0 is __syncthreads) for `count` threads, a
+// multiple of 32.
+__device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programmatic dependent launch.
+
+// PTX ISA "griddepcontrol": wait until the grids this one depends on have completed and their
+// memory is visible (a no-op when the launch was not programmatic).
+__device__ __forceinline__ void griddep_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+
+// PTX ISA "griddepcontrol": allow the dependent grid to be scheduled once every CTA of this
+// grid has issued this or exited.
+__device__ __forceinline__ void griddep_launch_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor memory access (TMA) and mbarriers.
+
+// PTX ISA "Parallel Synchronization and Communication Instructions: membar/fence", proxy form:
+// order this thread's generic-proxy shared-memory accesses with later async-proxy ones
+// (mbarrier init before a TMA that completes on it).
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// PTX ISA "mbarrier.init": an mbarrier in shared memory expecting `count` arrivals per phase.
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+
+// PTX ISA "mbarrier.expect_tx / mbarrier.arrive" (arrive.expect_tx): arrive once and add `bytes`
+// to the transaction count the current phase waits for.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// PTX ISA "mbarrier.test_wait / mbarrier.try_wait" (try_wait.parity): true once the phase with
+// the given parity has completed; may suspend for a system-dependent time before returning false.
+__device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      "selp.u32 %0, 1, 0, p;\n"
+      "}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// PTX ISA "cp.async.bulk.tensor": one TMA box of a 2-D tensor at element coordinates (x inner,
+// y outer) into shared memory, completing `bytes` of transactions on the mbarrier.
+// tensor_map is the generic address of a CUtensorMap in a __grid_constant__ parameter.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* tensor_map, uint32_t bar, int32_t x,
+                                           int32_t y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tensor_map)), "r"(x), "r"(y), "r"(bar)
+      : "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Special registers.
+
+// PTX ISA "Special Registers: %dynamic_smem_size": bytes of dynamic shared memory this launch got.
+__device__ __forceinline__ uint32_t dynamic_smem_size() {
+  uint32_t bytes;
+  asm volatile("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(bytes));
+  return bytes;
+}
+
+}  // namespace flashmla::ptx

@@ -1,0 +1,56 @@
+// Launch shapes and shared-memory plans of every kernel, in plain C++ so that the host program
+// scripts/emit-layout.cpp can include it and publish the numbers in dist/kernels/layout.json for
+// the TypeScript launchers. Each kernel static_asserts that it uses exactly these.
+#pragma once
+#include <stdint.h>
+
+#include "config.h"
+
+namespace flashmla {
+
+// ---- decode (csrc/decode_sm90.cu) ------------------------------------------------------------
+constexpr int kDecodeThreads = 256;  // 8 warps: 4 row bands of 16 rows x 2 halves of the keys / V columns
+
+// The decode CTA's whole shared-memory plan; sizeof is the launch's dynamic shared memory.
+// Q and the two KV buffers are stored as 9 sub-tiles of 64 rows x 64 channels (128-byte rows),
+// with the 16-byte chunks of each row XOR-swizzled by (row % 8): the layout a 128-byte-swizzled
+// TMA box of 64x64 would produce, so ldmatrix reads them without bank conflicts.
+struct DecodeSharedStorage {
+  alignas(1024) uint16_t q[kRowTile * kHeadDimK];                     // 64 rows x 576, 72 KiB
+  alignas(1024) uint16_t kv[2][kPageBlockSize * kHeadDimK];           // two 64-token blocks, 144 KiB
+  alignas(1024) uint16_t p[kRowTile * kPageBlockSize];                // softmax(S) as 16-bit, 8 KiB
+  float row_max[2][kRowTile];  // per key half: each row's max over that half's 32 keys of a block
+  float row_sum[2][kRowTile];  // per key half: each row's sum of exponentials over the piece
+};
+constexpr int kDecodeSmemBytes = static_cast<int>(sizeof(DecodeSharedStorage));
+constexpr int kSm90MaxSmemPerBlock = 227 * 1024;  // the opt-in limit of one CTA on sm_90
+static_assert(kDecodeSmemBytes <= kSm90MaxSmemPerBlock, "decode shared memory exceeds 227 KiB");
+
+// ---- metadata (csrc/metadata.cu) -------------------------------------------------------------
+constexpr int kMetadataThreads = 256;
+// Dynamic shared memory: one int32 (the clamped length) per sequence: batch * 4 bytes.
+constexpr int kMetadataSmemBytesPerSequence = 4;
+constexpr int kMetadataMaxSmemBytes = kMaxSchedulerBatch * kMetadataSmemBytesPerSequence;  // 128 KiB
+
+// ---- combine (csrc/combine.cu) ---------------------------------------------------------------
+constexpr int kCombineRowsPerBlock = 4;  // one warp per query row
+constexpr int kCombineThreads = 32 * kCombineRowsPerBlock;
+
+// ---- reference (csrc/reference.cu) -----------------------------------------------------------
+constexpr int kReferenceThreads = 256;
+// Dynamic shared memory: one float32 score per attended key. The launcher passes
+// 4 * min(longest attended length, kReferenceMaxKeys) bytes; the kernel reads the size it got
+// (%dynamic_smem_size) and writes NaN rows rather than overflow when a row needs more.
+constexpr int kReferenceSmemBytesPerKey = 4;
+constexpr int kReferenceMaxKeys = 32768;
+constexpr int kReferenceMaxSmemBytes = kReferenceMaxKeys * kReferenceSmemBytesPerKey;  // 128 KiB
+
+// ---- testing utilities (csrc/testing.cu) -----------------------------------------------------
+constexpr int kFillThreads = 256;
+constexpr int kCopyThreads = 256;
+constexpr int kTmaProbeThreads = 128;
+constexpr int kTmaProbeBoxRows = 64;  // the box the probe's tensor map must describe: 64 x 64 bf16
+constexpr int kTmaProbeBoxCols = 64;
+constexpr int kTmaProbeBytes = kTmaProbeBoxRows * kTmaProbeBoxCols * 2;
+
+}  // namespace flashmla

@@ -1,0 +1,271 @@
+/**
+ * One launcher per kernel: each writes its parameter block (layout.ts), sizes the grid the way
+ * the kernel's header comment says, and enqueues it on a stream. Nothing here waits.
+ */
+import type { CudaStream } from '../cuda/stream.js';
+import type { DevicePointer } from '../cuda/driver.js';
+import { HEAD_DIM_V, ROW_TILE } from '../config.js';
+import type { DecodeShape } from '../validate.js';
+import type { KernelSet } from './binaries.js';
+import {
+  AttentionShapeLayout,
+  CombineParamsLayout,
+  CopyParamsLayout,
+  DecodeParamsLayout,
+  FillParamsLayout,
+  MetadataParamsLayout,
+  ParamBlock,
+  ReferenceParamsLayout,
+  type StructLayout,
+  TmaProbeParamsLayout,
+} from './layout.js';
+
+/** A device tensor as the kernels see it: the address of element [0,...] and element strides. */
+export interface KernelTensor {
+  ptr: DevicePointer;
+  strides: readonly number[];
+}
+
+type ShapeField = keyof typeof AttentionShapeLayout.fields;
+
+/** The AttentionShape part shared by the decode, combine and reference parameter blocks. */
+function attentionShape(shape: DecodeShape, q: KernelTensor, kCache: KernelTensor, blockTable: KernelTensor, out: KernelTensor) {
+  const fields: Record<ShapeField, number> = {
+    batch: shape.batch,
+    seqlen_q: shape.seqlenQ,
+    num_heads_q: shape.numHeadsQ,
+    num_heads_kv: shape.numHeadsKv,
+    group_size: shape.groupSize,
+    rows_per_kv_head: shape.rowsPerKvHead,
+    num_cache_blocks: shape.numBlocks,
+    max_blocks_per_seq: shape.maxBlocksPerSeq,
+    causal: shape.causal ? 1 : 0,
+    softmax_scale: shape.softmaxScale,
+    softmax_scale_log2: shape.softmaxScale * Math.LOG2E,
+    reserved: 0,
+    q_batch_stride: q.strides[0],
+    q_row_stride: q.strides[1],
+    q_head_stride: q.strides[2],
+    k_block_stride: kCache.strides[0],
+    k_token_stride: kCache.strides[1],
+    k_head_stride: kCache.strides[2],
+    block_table_batch_stride: blockTable.strides[0],
+    out_batch_stride: out.strides[0],
+    out_row_stride: out.strides[1],
+    out_head_stride: out.strides[2],
+  };
+  return Object.fromEntries(Object.entries(fields).map(([name, value]) => [`shape.${name}`, value]));
+}
+
+function block<Name extends string>(layout: StructLayout<Name>, values: Record<string, number | bigint | Uint8Array>): Uint8Array {
+  return new ParamBlock(layout).setAll(values as Partial<Record<Name, number | bigint>>).bytes;
+}
+
+const kernelName = (base: string, dtype: 'bf16' | 'fp16') => `${base}_${dtype}`;
+
+export interface MetadataLaunch {
+  cacheSeqlens: DevicePointer;
+  tileSchedulerMetadata: DevicePointer;
+  numSplits: DevicePointer;
+  batch: number;
+  numSmParts: number;
+  /** Lengths above this (the block table's capacity) are clamped; INT32_MAX when unknown. */
+  maxSeqlen: number;
+}
+
+export function launchMetadata(kernels: KernelSet, stream: CudaStream, launch: MetadataLaunch): void {
+  const name = 'flashmla_get_metadata';
+  const info = kernels.kernelInfo(name);
+  kernels.get(name).launch({
+    grid: [1, 1, 1],
+    block: [info.threads, 1, 1],
+    sharedBytes: 4 * launch.batch,
+    stream,
+    params: block(MetadataParamsLayout, {
+      cache_seqlens: launch.cacheSeqlens,
+      tile_scheduler_metadata: launch.tileSchedulerMetadata,
+      num_splits: launch.numSplits,
+      batch: launch.batch,
+      num_sm_parts: launch.numSmParts,
+      max_seqlen: launch.maxSeqlen,
+      reserved: 0,
+    }),
+  });
+}
+
+export interface DecodeLaunch {
+  shape: DecodeShape;
+  q: KernelTensor;
+  kCache: KernelTensor;
+  blockTable: KernelTensor;
+  cacheSeqlens: DevicePointer;
+  tileSchedulerMetadata: DevicePointer;
+  numSplits: DevicePointer;
+  numSmParts: number;
+  out: KernelTensor;
+  lse: DevicePointer;
+  oAccum: DevicePointer;
+  lseAccum: DevicePointer;
+}
+
+/** The split-KV decode kernel, then the combine kernel (programmatic dependent launch). */
+export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: DecodeLaunch): void {
+  const { shape } = launch;
+  const decodeName = kernelName('flashmla_decode', shape.dtype);
+  const decodeInfo = kernels.kernelInfo(decodeName);
+  const attention = attentionShape(shape, launch.q, launch.kCache, launch.blockTable, launch.out);
+  kernels.get(decodeName).launch({
+    grid: [Math.ceil(shape.rowsPerKvHead / ROW_TILE), shape.numHeadsKv, launch.numSmParts],
+    block: [decodeInfo.threads, 1, 1],
+    sharedBytes: decodeInfo.dynamicSmemBytes ?? 0,
+    stream,
+    params: block(DecodeParamsLayout, {
+      ...attention,
+      q: launch.q.ptr,
+      k_cache: launch.kCache.ptr,
+      block_table: launch.blockTable.ptr,
+      cache_seqlens: launch.cacheSeqlens,
+      tile_scheduler_metadata: launch.tileSchedulerMetadata,
+      num_splits: launch.numSplits,
+      out: launch.out.ptr,
+      lse: launch.lse,
+      o_accum: launch.oAccum,
+      lse_accum: launch.lseAccum,
+      num_sm_parts: launch.numSmParts,
+      reserved: 0,
+    }),
+  });
+  launchCombine(kernels, stream, {
+    shape,
+    attention,
+    numSplits: launch.numSplits,
+    oAccum: launch.oAccum,
+    lseAccum: launch.lseAccum,
+    out: launch.out.ptr,
+    lse: launch.lse,
+  });
+}
+
+export interface CombineLaunch {
+  shape: DecodeShape;
+  /** The AttentionShape fields, as the decode launch wrote them. */
+  attention: Record<string, number>;
+  numSplits: DevicePointer;
+  oAccum: DevicePointer;
+  lseAccum: DevicePointer;
+  out: DevicePointer;
+  lse: DevicePointer;
+}
+
+export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: CombineLaunch): void {
+  const name = kernelName('flashmla_combine', launch.shape.dtype);
+  const info = kernels.kernelInfo(name);
+  const rowsPerBlock = info.rowsPerBlock ?? 1;
+  kernels.get(name).launch({
+    grid: [launch.shape.batch, launch.shape.numHeadsKv, Math.ceil(launch.shape.rowsPerKvHead / rowsPerBlock)],
+    block: [info.threads, 1, 1],
+    stream,
+    programmaticDependentLaunch: true,
+    params: block(CombineParamsLayout, {
+      ...launch.attention,
+      num_splits: launch.numSplits,
+      o_accum: launch.oAccum,
+      lse_accum: launch.lseAccum,
+      out: launch.out,
+      lse: launch.lse,
+    }),
+  });
+}
+
+/** Largest combine grid.z: rows per KV head beyond rowsPerBlock * 65535 cannot be launched. */
+export function maxRowsPerKvHead(kernels: KernelSet, dtype: 'bf16' | 'fp16'): number {
+  return (kernels.kernelInfo(kernelName('flashmla_combine', dtype)).rowsPerBlock ?? 1) * 65535;
+}
+
+export interface ReferenceLaunch {
+  shape: DecodeShape;
+  q: KernelTensor;
+  kCache: KernelTensor;
+  blockTable: KernelTensor;
+  cacheSeqlens: DevicePointer;
+  /** float32 [b, s_q, h_q, 512] and [b, h_q, s_q], contiguous. */
+  out: DevicePointer;
+  lse: DevicePointer;
+  /** The longest cache length in the batch (sizes the kernel's score buffer). */
+  maxLength: number;
+}
+
+/** The plain float32 GPU oracle: one CTA per (sequence, query token, head). */
+export function launchReference(kernels: KernelSet, stream: CudaStream, launch: ReferenceLaunch): void {
+  const { shape } = launch;
+  const name = kernelName('flashmla_reference', shape.dtype);
+  const info = kernels.kernelInfo(name);
+  const outStrides = [shape.seqlenQ * shape.numHeadsQ * HEAD_DIM_V, shape.numHeadsQ * HEAD_DIM_V, HEAD_DIM_V, 1];
+  const maxKeys = Math.min(launch.maxLength, (info.maxDynamicSmemBytes ?? 0) / 4);
+  kernels.get(name).launch({
+    grid: [shape.batch * shape.seqlenQ * shape.numHeadsQ, 1, 1],
+    block: [info.threads, 1, 1],
+    sharedBytes: 4 * Math.max(maxKeys, 1),
+    stream,
+    params: block(ReferenceParamsLayout, {
+      ...attentionShape(shape, launch.q, launch.kCache, launch.blockTable, { ptr: launch.out, strides: outStrides }),
+      q: launch.q.ptr,
+      k_cache: launch.kCache.ptr,
+      block_table: launch.blockTable.ptr,
+      cache_seqlens: launch.cacheSeqlens,
+      out: launch.out,
+      lse: launch.lse,
+    }),
+  });
+}
+
+/** Fills `count` 16-bit elements with clamp(N(0,1) * scale, ±clamp) from a counter-based RNG. */
+export function launchFillNormal(
+  kernels: KernelSet,
+  stream: CudaStream,
+  launch: { dst: DevicePointer; count: number; dtype: 'bf16' | 'fp16'; seed: bigint; scale: number; clamp: number },
+): void {
+  const name = kernelName('flashmla_fill_normal', launch.dtype);
+  const threads = kernels.kernelInfo(name).threads;
+  const blocks = Math.min(Math.max(Math.ceil(launch.count / threads), 1), 132 * 16);
+  kernels.get(name).launch({
+    grid: [blocks, 1, 1],
+    block: [threads, 1, 1],
+    stream,
+    params: block(FillParamsLayout, {
+      dst: launch.dst,
+      count: launch.count,
+      seed: launch.seed,
+      scale: launch.scale,
+      clamp: launch.clamp,
+    }),
+  });
+}
+
+/** A plain 16-byte-per-thread copy of `bytes` (a multiple of 16): the bandwidth ceiling. */
+export function launchCopy(
+  kernels: KernelSet,
+  stream: CudaStream,
+  launch: { src: DevicePointer; dst: DevicePointer; bytes: number; blocks: number },
+): void {
+  kernels.get('flashmla_copy').launch({
+    grid: [launch.blocks, 1, 1],
+    block: [kernels.kernelInfo('flashmla_copy').threads, 1, 1],
+    stream,
+    params: block(CopyParamsLayout, { src: launch.src, dst: launch.dst, count: launch.bytes / 16 }),
+  });
+}
+
+/** Fetches one 64x64 bf16 box at (x, y) through a TMA descriptor into dst (8 KiB, as shared memory held it). */
+export function launchTmaProbe(
+  kernels: KernelSet,
+  stream: CudaStream,
+  launch: { tensorMap: Uint8Array; x: number; y: number; dst: DevicePointer },
+): void {
+  kernels.get('flashmla_tma_probe').launch({
+    grid: [1, 1, 1],
+    block: [kernels.kernelInfo('flashmla_tma_probe').threads, 1, 1],
+    stream,
+    params: block(TmaProbeParamsLayout, { tensor_map: launch.tensorMap, x: launch.x, y: launch.y, dst: launch.dst }),
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * Pins the TypeScript parameter-block layouts and constants against the C header, through the
+ * layout file the kernel build emits (no GPU needed; skipped only where nvcc did not build).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as config from '../../src/config.js';
+import { missingBinariesReason, readLayoutFile } from '../../src/kernels/binaries.js';
+import { PARAM_LAYOUTS } from '../../src/kernels/layout.js';
+
+const missing = missingBinariesReason();
+
+test('every parameter struct: size, alignment and field offsets match params.h', { skip: missing ?? false }, () => {
+  const layout = readLayoutFile();
+  assert.deepEqual(Object.keys(PARAM_LAYOUTS).sort(), Object.keys(layout.structs).sort(), 'the same structs');
+  for (const [name, c] of Object.entries(layout.structs)) {
+    const ts = PARAM_LAYOUTS[name];
+    assert.equal(ts.size, c.size, `${name}: sizeof`);
+    assert.equal(ts.align, c.align, `${name}: alignof`);
+    for (const [field, { offset, type }] of Object.entries(c.fields)) {
+      if (type === 'AttentionShape') continue; // nested: its fields are listed as shape.*
+      assert.ok(field in ts.fields, `${name}.${field} is described in TypeScript`);
+      assert.equal(ts.fields[field].offset, offset, `${name}.${field}: offset`);
+      assert.equal(ts.fields[field].type, type, `${name}.${field}: type`);
+    }
+    assert.equal(Object.keys(ts.fields).length, Object.values(c.fields).filter((f) => f.type !== 'AttentionShape').length, `${name}: no extra fields`);
+  }
+});
+
+test('config.h constants equal src/config.ts', { skip: missing ?? false }, () => {
+  const { constants } = readLayoutFile();
+  assert.equal(constants.kHeadDimK, config.HEAD_DIM_K);
+  assert.equal(constants.kHeadDimV, config.HEAD_DIM_V);
+  assert.equal(constants.kPageBlockSize, config.PAGE_BLOCK_SIZE);
+  assert.equal(constants.kRowTile, config.ROW_TILE);
+  assert.equal(constants.kFixedOverheadBlocks, config.FIXED_OVERHEAD_BLOCKS);
+  assert.equal(constants.kMetadataIntsPerPart, config.METADATA_INTS_PER_PART);
+  assert.equal(constants.kMaxSchedulerBatch, config.MAX_SCHEDULER_BATCH);
+});
+
+test('kernel binaries are present after the build (CI builds them with nvcc)', { skip: process.env.CI ? false : 'only required in CI' }, () => {
+  assert.equal(missing, null);
+});
