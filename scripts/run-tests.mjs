@@ -25,9 +25,15 @@ if (files.length === 0) {
   process.exit(1);
 }
 // GPU test files share one device: run them one at a time.
-const concurrency = gpuOnly ? 1 : Math.max(1, Math.min(4, (await import('node:os')).availableParallelism()));
+const concurrency = gpuOnly
+  ? 1
+  : Math.max(1, Math.min(4, (await import('node:os')).availableParallelism()));
 const extra = process.argv.slice(2).filter((arg) => arg !== '--gpu');
-const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...extra, ...files], {
-  stdio: 'inherit',
-});
+const result = spawnSync(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, ...extra, ...files],
+  {
+    stdio: 'inherit',
+  },
+);
 process.exit(result.status ?? 1);

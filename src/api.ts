@@ -6,9 +6,9 @@
  */
 import type { DecodeResult } from './backend.js';
 import { backendForDevice } from './backends.js';
+import { MAX_SCHEDULER_BATCH } from './config.js';
 import type { DeviceTensor } from './cuda/device-tensor.js';
 import type { CudaStream } from './cuda/stream.js';
-import { MAX_SCHEDULER_BATCH } from './config.js';
 import { LimitError, OptionError } from './errors.js';
 import { MlaMetadata, metadataFor } from './metadata.js';
 import type { HostTensor } from './tensor/host-tensor.js';
@@ -69,14 +69,33 @@ export function getMlaMetadata(
   checkPositiveInteger('numHeadsK', numHeadsK);
   const backend = backendForDevice(cacheSeqlens.device);
   if (backend.kind === 'cuda' && batch > MAX_SCHEDULER_BATCH) {
-    throw new LimitError('cacheSeqlens', `at most ${MAX_SCHEDULER_BATCH} sequences (the scheduler's shared memory)`, `${batch}`);
+    throw new LimitError(
+      'cacheSeqlens',
+      `at most ${MAX_SCHEDULER_BATCH} sequences (the scheduler's shared memory)`,
+      `${batch}`,
+    );
   }
   if (options.into !== undefined) {
-    if (!(options.into instanceof MlaMetadata)) throw new OptionError('into', 'an MlaMetadata from getMlaMetadata', describeValue(options.into));
+    if (!(options.into instanceof MlaMetadata))
+      throw new OptionError(
+        'into',
+        'an MlaMetadata from getMlaMetadata',
+        describeValue(options.into),
+      );
     checkSameDevice({ cacheSeqlens, into: options.into.tileSchedulerMetadata });
-    metadataFor(options.into.tileSchedulerMetadata, options.into.numSplits, { batch, numQRowsPerKvHead, numHeadsK });
+    metadataFor(options.into.tileSchedulerMetadata, options.into.numSplits, {
+      batch,
+      numQRowsPerKvHead,
+      numHeadsK,
+    });
   }
-  return backend.getMlaMetadata(cacheSeqlens, numQRowsPerKvHead, numHeadsK, options.stream, options.into);
+  return backend.getMlaMetadata(
+    cacheSeqlens,
+    numQRowsPerKvHead,
+    numHeadsK,
+    options.stream,
+    options.into,
+  );
 }
 
 /**

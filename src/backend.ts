@@ -40,7 +40,13 @@ export interface Backend {
   /** Parts the tile scheduler cuts work into for this head layout on this backend. */
   numSmParts(numQRowsPerKvHead: number, numHeadsK: number): number;
   /** A new schedule, or (with `into`) the schedule recomputed into existing metadata's buffers. */
-  getMlaMetadata(cacheSeqlens: Tensor, numQRowsPerKvHead: number, numHeadsK: number, stream?: CudaStream, into?: MlaMetadata): MlaMetadata;
+  getMlaMetadata(
+    cacheSeqlens: Tensor,
+    numQRowsPerKvHead: number,
+    numHeadsK: number,
+    stream?: CudaStream,
+    into?: MlaMetadata,
+  ): MlaMetadata;
   decode(call: DecodeCall): DecodeResult;
   /** A new tensor of zeros (host) or uninitialised memory (device). */
   empty(dtype: DType, shape: readonly number[]): Tensor;

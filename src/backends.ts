@@ -27,7 +27,11 @@ export function backendChoice(requested: BackendChoice | undefined): BackendChoi
   const fromEnv = process.env.FLASHMLA_BACKEND;
   if (fromEnv !== undefined && fromEnv !== '') {
     if (!CHOICES.includes(fromEnv as BackendChoice)) {
-      throw new OptionError('FLASHMLA_BACKEND', `one of ${CHOICES.join(', ')}`, JSON.stringify(fromEnv));
+      throw new OptionError(
+        'FLASHMLA_BACKEND',
+        `one of ${CHOICES.join(', ')}`,
+        JSON.stringify(fromEnv),
+      );
     }
     return fromEnv as BackendChoice;
   }
@@ -42,13 +46,19 @@ export function openBackend(options: OpenBackendOptions = {}): Backend {
   if (choice === 'cpu') return cpuBackend;
   const ordinal = options.device ?? 0;
   if (!Number.isSafeInteger(ordinal) || ordinal < 0) {
-    throw new OptionError('device', 'a CUDA device ordinal (integer >= 0)', describeValue(options.device));
+    throw new OptionError(
+      'device',
+      'a CUDA device ordinal (integer >= 0)',
+      describeValue(options.device),
+    );
   }
   try {
     return CudaBackend.open(ordinal);
   } catch (error) {
     if (choice === 'cuda' || !(error instanceof GpuUnavailableError)) throw error;
-    const report = options.onFallback ?? ((reason: string) => process.stderr.write(`flashmla: using the CPU backend: ${reason}\n`));
+    const report =
+      options.onFallback ??
+      ((reason: string) => process.stderr.write(`flashmla: using the CPU backend: ${reason}\n`));
     report(`${error.reason}${error.fix ? ` (${error.fix})` : ''}`);
     return cpuBackend;
   }

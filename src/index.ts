@@ -3,11 +3,11 @@ export { type DecodeOptions, flashMlaWithKvcache, getMlaMetadata } from './api.j
 export type { Backend, BackendKind, DecodeResult } from './backend.js';
 export { type BackendChoice, type OpenBackendOptions, openBackend } from './backends.js';
 export * from './config.js';
-export { referenceDecode, type ReferencePrecision, type ReferenceResult } from './cpu/reference.js';
+export { type ReferencePrecision, type ReferenceResult, referenceDecode } from './cpu/reference.js';
 export * from './errors.js';
 export { MlaMetadata } from './metadata.js';
 export { computeTileSchedule, numSmPartsFor, type TileSchedule } from './scheduler.js';
-export { type DType, bytesPerElement } from './tensor/dtype.js';
+export { bytesPerElement, type DType } from './tensor/dtype.js';
 export {
   bf16BitsToFloat32,
   float32ToBf16Bits,

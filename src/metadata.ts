@@ -77,10 +77,18 @@ export function metadataFor(
     );
   }
   if (record.isDisposed) {
-    throw new MetadataMismatchError('tileSchedulerMetadata', 'metadata that is not disposed', 'disposed metadata');
+    throw new MetadataMismatchError(
+      'tileSchedulerMetadata',
+      'metadata that is not disposed',
+      'disposed metadata',
+    );
   }
   if (numSplits !== record.numSplits) {
-    throw new MetadataMismatchError('numSplits', 'the numSplits made together with tileSchedulerMetadata', 'another tensor');
+    throw new MetadataMismatchError(
+      'numSplits',
+      'the numSplits made together with tileSchedulerMetadata',
+      'another tensor',
+    );
   }
   if (record.numSplits.shape[0] !== call.batch + 1) {
     throw new MetadataMismatchError(

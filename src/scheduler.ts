@@ -4,7 +4,12 @@
  * part) stays equally busy across variable lengths. The GPU metadata kernel (csrc/metadata.cu)
  * runs the same walk and must produce exactly this output.
  */
-import { FIXED_OVERHEAD_BLOCKS, METADATA_INTS_PER_PART, PAGE_BLOCK_SIZE, ROW_TILE } from './config.js';
+import {
+  FIXED_OVERHEAD_BLOCKS,
+  METADATA_INTS_PER_PART,
+  PAGE_BLOCK_SIZE,
+  ROW_TILE,
+} from './config.js';
 
 export interface TileSchedule {
   /** [numSmParts * 8] int32: per part {beginBatch, beginToken, endBatch, endToken, beginSplit, 0, 0, 0}. */
@@ -36,7 +41,11 @@ export interface Piece {
  * FlashMLA's part count: the SMs shared among the KV heads and 64-row tiles of query rows, so
  * that grid = row tiles x KV heads x parts fills the GPU once.
  */
-export function numSmPartsFor(smCount: number, numQRowsPerKvHead: number, numHeadsK: number): number {
+export function numSmPartsFor(
+  smCount: number,
+  numQRowsPerKvHead: number,
+  numHeadsK: number,
+): number {
   const rowTiles = Math.ceil(numQRowsPerKvHead / ROW_TILE);
   return Math.max(Math.floor(Math.floor(smCount / numHeadsK) / rowTiles), 1);
 }
@@ -118,7 +127,11 @@ export function partSchedule(metadata: ArrayLike<number>, part: number): PartSch
  * The pieces of one part, in order, as the decode kernel walks them. `lengths` are the
  * (clamped) sequence lengths the schedule was made from.
  */
-export function piecesOfPart(metadata: ArrayLike<number>, part: number, lengths: ArrayLike<number>): Piece[] {
+export function piecesOfPart(
+  metadata: ArrayLike<number>,
+  part: number,
+  lengths: ArrayLike<number>,
+): Piece[] {
   const { beginBatch, beginToken, endBatch, endToken, beginSplit } = partSchedule(metadata, part);
   const pieces: Piece[] = [];
   for (let batch = beginBatch; batch <= endBatch; batch++) {

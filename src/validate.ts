@@ -14,7 +14,14 @@ import {
 } from './errors.js';
 import type { DType } from './tensor/dtype.js';
 import type { HostTensor } from './tensor/host-tensor.js';
-import { describeDevice, formatShape, isContiguous, sameDevice, type Tensor, type TensorDevice } from './tensor/tensor.js';
+import {
+  describeDevice,
+  formatShape,
+  isContiguous,
+  sameDevice,
+  type Tensor,
+  type TensorDevice,
+} from './tensor/tensor.js';
 
 const INT32_MAX = 2 ** 31 - 1;
 /** Outer strides of q and kCache must keep rows 16-byte aligned (what TMA and 16-byte loads need). */
@@ -63,11 +70,22 @@ export function checkDtype(name: string, tensor: Tensor, allowed: readonly DType
 
 export function checkRank(name: string, tensor: Tensor, rank: number, layout: string): void {
   if (tensor.shape.length !== rank) {
-    throw new ShapeError(name, `${rank} dimensions ${layout}`, `shape ${formatShape(tensor.shape)}`);
+    throw new ShapeError(
+      name,
+      `${rank} dimensions ${layout}`,
+      `shape ${formatShape(tensor.shape)}`,
+    );
   }
 }
 
-function checkDim(name: string, tensor: Tensor, dim: number, label: string, expected: number, why = ''): void {
+function checkDim(
+  name: string,
+  tensor: Tensor,
+  dim: number,
+  label: string,
+  expected: number,
+  why = '',
+): void {
   if (tensor.shape[dim] !== expected) {
     throw new ShapeError(
       name,
@@ -80,7 +98,11 @@ function checkDim(name: string, tensor: Tensor, dim: number, label: string, expe
 function checkLastDimContiguous(name: string, tensor: Tensor): void {
   const last = tensor.shape.length - 1;
   if (tensor.shape[last] > 1 && tensor.strides[last] !== 1) {
-    throw new StrideError(name, 'a contiguous last dimension (stride 1)', `strides ${formatShape(tensor.strides)}`);
+    throw new StrideError(
+      name,
+      'a contiguous last dimension (stride 1)',
+      `strides ${formatShape(tensor.strides)}`,
+    );
   }
 }
 
@@ -99,13 +121,22 @@ function checkOuterStridesAligned(name: string, tensor: Tensor): void {
 function checkSizesFitInt32(name: string, tensor: Tensor): void {
   for (let dim = 0; dim < tensor.shape.length; dim++) {
     if (tensor.shape[dim] > INT32_MAX) {
-      throw new LimitError(name, `every size below 2^31 (the kernels' int32 sizes)`, `${tensor.shape[dim]} in dim ${dim}`);
+      throw new LimitError(
+        name,
+        `every size below 2^31 (the kernels' int32 sizes)`,
+        `${tensor.shape[dim]} in dim ${dim}`,
+      );
     }
   }
   let span = 1;
-  for (let dim = 0; dim < tensor.shape.length; dim++) span += Math.max(tensor.shape[dim] - 1, 0) * tensor.strides[dim];
+  for (let dim = 0; dim < tensor.shape.length; dim++)
+    span += Math.max(tensor.shape[dim] - 1, 0) * tensor.strides[dim];
   if (!Number.isSafeInteger(span)) {
-    throw new LimitError(name, 'a storage span below 2^53 elements', `strides ${formatShape(tensor.strides)}`);
+    throw new LimitError(
+      name,
+      'a storage span below 2^53 elements',
+      `strides ${formatShape(tensor.strides)}`,
+    );
   }
 }
 
@@ -113,13 +144,18 @@ function checkSizesFitInt32(name: string, tensor: Tensor): void {
 export function checkSameDevice(tensors: Record<string, Tensor>): TensorDevice {
   const entries = Object.entries(tensors);
   const [firstName, first] = entries[0];
-  for (const [name, tensor] of entries.slice(1)) checkLivesOn(name, tensor, first.device, firstName);
+  for (const [name, tensor] of entries.slice(1))
+    checkLivesOn(name, tensor, first.device, firstName);
   return first.device;
 }
 
 function checkLivesOn(name: string, tensor: Tensor, device: TensorDevice, where: string): void {
   if (!sameDevice(device, tensor.device)) {
-    throw new DeviceMismatchError(name, `to live where ${where} lives (${describeDevice(device)})`, describeDevice(tensor.device));
+    throw new DeviceMismatchError(
+      name,
+      `to live where ${where} lives (${describeDevice(device)})`,
+      describeDevice(tensor.device),
+    );
   }
 }
 
@@ -136,10 +172,18 @@ export function checkCacheSeqlens(cacheSeqlens: unknown): number {
   checkDtype('cacheSeqlens', cacheSeqlens, ['int32']);
   checkRank('cacheSeqlens', cacheSeqlens, 1, '[b]');
   if (cacheSeqlens.shape[0] <= 0) {
-    throw new ShapeError('cacheSeqlens', 'b > 0 sequences', `shape ${formatShape(cacheSeqlens.shape)}`);
+    throw new ShapeError(
+      'cacheSeqlens',
+      'b > 0 sequences',
+      `shape ${formatShape(cacheSeqlens.shape)}`,
+    );
   }
   if (!isContiguous(cacheSeqlens)) {
-    throw new StrideError('cacheSeqlens', 'a contiguous tensor', `strides ${formatShape(cacheSeqlens.strides)}`);
+    throw new StrideError(
+      'cacheSeqlens',
+      'a contiguous tensor',
+      `strides ${formatShape(cacheSeqlens.strides)}`,
+    );
   }
   checkSizesFitInt32('cacheSeqlens', cacheSeqlens);
   return cacheSeqlens.shape[0];
@@ -160,7 +204,8 @@ export function checkDecodeArguments(
   checkTensor('cacheSeqlens', cacheSeqlens);
 
   checkDtype('q', q, ['bf16', 'fp16']);
-  if (kCache.dtype !== q.dtype) throw new DtypeError('kCache', `dtype ${q.dtype} (q's dtype)`, kCache.dtype);
+  if (kCache.dtype !== q.dtype)
+    throw new DtypeError('kCache', `dtype ${q.dtype} (q's dtype)`, kCache.dtype);
   checkDtype('blockTable', blockTable, ['int32']);
   const device = checkSameDevice({ q, kCache, blockTable, cacheSeqlens });
 
@@ -174,18 +219,33 @@ export function checkDecodeArguments(
   checkDim('q', q, 3, 'head dim', HEAD_DIM_K);
   checkDim('kCache', kCache, 1, 'block size', PAGE_BLOCK_SIZE);
   checkDim('kCache', kCache, 3, 'head dim', HEAD_DIM_K);
-  if (headDimV !== HEAD_DIM_V) throw new ShapeError('headDimV', `${HEAD_DIM_V}`, describeValue(headDimV));
+  if (headDimV !== HEAD_DIM_V)
+    throw new ShapeError('headDimV', `${HEAD_DIM_V}`, describeValue(headDimV));
   if (qBatch !== batch) {
-    throw new ShapeError('q', `batch (dim 0) = ${batch} (cacheSeqlens' length)`, `${qBatch} in shape ${formatShape(q.shape)}`);
+    throw new ShapeError(
+      'q',
+      `batch (dim 0) = ${batch} (cacheSeqlens' length)`,
+      `${qBatch} in shape ${formatShape(q.shape)}`,
+    );
   }
   checkDim('blockTable', blockTable, 0, 'batch', batch, "(cacheSeqlens' length)");
-  if (seqlenQ <= 0) throw new ShapeError('q', 's_q (dim 1) >= 1', `${seqlenQ} in shape ${formatShape(q.shape)}`);
-  if (numHeadsQ <= 0) throw new ShapeError('q', 'h_q (dim 2) >= 1', `${numHeadsQ} in shape ${formatShape(q.shape)}`);
+  if (seqlenQ <= 0)
+    throw new ShapeError('q', 's_q (dim 1) >= 1', `${seqlenQ} in shape ${formatShape(q.shape)}`);
+  if (numHeadsQ <= 0)
+    throw new ShapeError('q', 'h_q (dim 2) >= 1', `${numHeadsQ} in shape ${formatShape(q.shape)}`);
   if (numHeadsKv <= 0) {
-    throw new ShapeError('kCache', 'h_kv (dim 2) >= 1', `${numHeadsKv} in shape ${formatShape(kCache.shape)}`);
+    throw new ShapeError(
+      'kCache',
+      'h_kv (dim 2) >= 1',
+      `${numHeadsKv} in shape ${formatShape(kCache.shape)}`,
+    );
   }
   if (numHeadsQ % numHeadsKv !== 0) {
-    throw new ShapeError('q', `h_q (dim 2) divisible by h_kv = ${numHeadsKv} (kCache dim 2)`, `${numHeadsQ}`);
+    throw new ShapeError(
+      'q',
+      `h_q (dim 2) divisible by h_kv = ${numHeadsKv} (kCache dim 2)`,
+      `${numHeadsQ}`,
+    );
   }
 
   for (const [name, tensor] of [
@@ -203,7 +263,8 @@ export function checkDecodeArguments(
   if (rowsPerKvHead > INT32_MAX || batch * seqlenQ * numHeadsQ > INT32_MAX) {
     throw new LimitError('q', 'b * s_q * h_q below 2^31', `${batch} * ${seqlenQ} * ${numHeadsQ}`);
   }
-  if (numHeadsKv > 65535) throw new LimitError('kCache', 'h_kv <= 65535 (grid dimension)', `${numHeadsKv}`);
+  if (numHeadsKv > 65535)
+    throw new LimitError('kCache', 'h_kv <= 65535 (grid dimension)', `${numHeadsKv}`);
 
   const { softmaxScale, causal } = checkDecodeOptions(options);
   return {
@@ -222,10 +283,17 @@ export function checkDecodeArguments(
   };
 }
 
-export function checkDecodeOptions(options: DecodeOptionsInput): { softmaxScale: number | undefined; causal: boolean } {
-  if (options === null || typeof options !== 'object') throw new OptionError('options', 'an object', describeValue(options));
+export function checkDecodeOptions(options: DecodeOptionsInput): {
+  softmaxScale: number | undefined;
+  causal: boolean;
+} {
+  if (options === null || typeof options !== 'object')
+    throw new OptionError('options', 'an object', describeValue(options));
   const { softmaxScale, causal } = options;
-  if (softmaxScale !== undefined && (typeof softmaxScale !== 'number' || !Number.isFinite(softmaxScale) || softmaxScale <= 0)) {
+  if (
+    softmaxScale !== undefined &&
+    (typeof softmaxScale !== 'number' || !Number.isFinite(softmaxScale) || softmaxScale <= 0)
+  ) {
     throw new OptionError('softmaxScale', 'a finite number > 0', describeValue(softmaxScale));
   }
   if (causal !== undefined && typeof causal !== 'boolean') {
@@ -238,7 +306,11 @@ export function checkDecodeOptions(options: DecodeOptionsInput): { softmaxScale:
  * The value checks that need the data: lengths within [0, capacity] and every used block id
  * inside the cache. Entries past a sequence's end are padding and are not looked at.
  */
-export function checkDecodeValues(blockTable: HostTensor, cacheSeqlens: HostTensor, shape: DecodeShape): void {
+export function checkDecodeValues(
+  blockTable: HostTensor,
+  cacheSeqlens: HostTensor,
+  shape: DecodeShape,
+): void {
   const capacity = shape.maxBlocksPerSeq * PAGE_BLOCK_SIZE;
   for (let i = 0; i < shape.batch; i++) {
     const length = cacheSeqlens.get(i);
@@ -284,7 +356,8 @@ export function checkOutputs(out: unknown, lse: unknown, shape: DecodeShape): vo
     if (formatShape(lse.shape) !== formatShape(expected)) {
       throw new ShapeError('lse', `shape ${formatShape(expected)}`, formatShape(lse.shape));
     }
-    if (!isContiguous(lse)) throw new StrideError('lse', 'a contiguous tensor', `strides ${formatShape(lse.strides)}`);
+    if (!isContiguous(lse))
+      throw new StrideError('lse', 'a contiguous tensor', `strides ${formatShape(lse.strides)}`);
     checkLivesOn('lse', lse, shape.device, 'q');
   }
 }

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FIXED_OVERHEAD_BLOCKS, PAGE_BLOCK_SIZE } from '../src/config.js';
-import { computeTileSchedule, numSmPartsFor, partSchedule, piecesOfPart } from '../src/scheduler.js';
+import {
+  computeTileSchedule,
+  numSmPartsFor,
+  partSchedule,
+  piecesOfPart,
+} from '../src/scheduler.js';
 import { Random } from '../src/tensor/random.js';
 import { drawLengths } from '../src/verify/problems.js';
 
@@ -51,11 +56,21 @@ function checkSchedule(lengths: Int32Array, numSmParts: number): void {
     }
     assert.ok(cost <= payload, `part ${part} costs ${cost} > payload ${payload}`);
   }
-  assert.ok(previous === null || (previous.batch === batch - 1 && previous.endToken === lengths[batch - 1]), 'all sequences done');
+  assert.ok(
+    previous === null || (previous.batch === batch - 1 && previous.endToken === lengths[batch - 1]),
+    'all sequences done',
+  );
   for (let i = 0; i < batch; i++) {
-    assert.ok(covered[i].every((n) => n === 1), `sequence ${i}: every block exactly once`);
+    assert.ok(
+      covered[i].every((n) => n === 1),
+      `sequence ${i}: every block exactly once`,
+    );
     const count = numSplits[i + 1] - numSplits[i];
-    assert.deepEqual(splitsSeen[i], Array.from({ length: count }, (_, k) => k), `sequence ${i}: splits 0..${count - 1}`);
+    assert.deepEqual(
+      splitsSeen[i],
+      Array.from({ length: count }, (_, k) => k),
+      `sequence ${i}: splits 0..${count - 1}`,
+    );
   }
 }
 

@@ -1,5 +1,5 @@
 /** The shape of a CLI command, and the usage error every command throws on bad flags. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -17,7 +17,10 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export function parseCommandArgs(command: Command, argv: string[]): Record<string, string | boolean | undefined> {
+export function parseCommandArgs(
+  command: Command,
+  argv: string[],
+): Record<string, string | boolean | undefined> {
   try {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -34,7 +37,12 @@ export function parseCommandArgs(command: Command, argv: string[]): Record<strin
 }
 
 /** Parses an integer flag value, or throws a UsageError naming the flag. */
-export function intFlag(name: string, value: string | boolean | undefined, fallback: number, min = 0): number {
+export function intFlag(
+  name: string,
+  value: string | boolean | undefined,
+  fallback: number,
+  min = 0,
+): number {
   if (value === undefined) return fallback;
   const parsed = Number(value);
   if (typeof value !== 'string' || !Number.isSafeInteger(parsed) || parsed < min) {
@@ -44,14 +52,25 @@ export function intFlag(name: string, value: string | boolean | undefined, fallb
 }
 
 /** Parses a comma-separated list of integers (e.g. --heads 16,128). */
-export function intListFlag(name: string, value: string | boolean | undefined, fallback: number[], min = 0): number[] {
+export function intListFlag(
+  name: string,
+  value: string | boolean | undefined,
+  fallback: number[],
+  min = 0,
+): number[] {
   if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} expects a comma-separated list of integers`);
+  if (typeof value !== 'string' || value.trim() === '')
+    throw new UsageError(`--${name} expects a comma-separated list of integers`);
   return value.split(',').map((part) => intFlag(name, part.trim(), 0, min));
 }
 
 /** Parses a flag that must be one of a few words. */
-export function choiceFlag<T extends string>(name: string, value: string | boolean | undefined, choices: readonly T[], fallback: T): T {
+export function choiceFlag<T extends string>(
+  name: string,
+  value: string | boolean | undefined,
+  choices: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !choices.includes(value as T)) {
     throw new UsageError(`--${name} expects one of ${choices.join(', ')}, got '${String(value)}'`);

@@ -1,9 +1,9 @@
 /** `flashmla demo` (what `npm start` runs): one realistic decode step, checked and timed. */
 import { openBackend } from '../backends.js';
 import { Random } from '../tensor/random.js';
-import { runAndCheck } from '../verify/run.js';
 import { generateProblem } from '../verify/problems.js';
-import { choiceFlag, type Command, intFlag } from './command.js';
+import { runAndCheck } from '../verify/run.js';
+import { type Command, choiceFlag, intFlag } from './command.js';
 import { formatExp, formatNumber, formatTable } from './table.js';
 
 export const demoCommand: Command = {
@@ -37,12 +37,22 @@ Exit code 1 if any configuration does not match.
     for (const numHeadsQ of [16, 128]) {
       for (const seqlenQ of [1, 2]) {
         const problem = generateProblem(
-          { batch: 4, seqlenQ, numHeadsQ, numHeadsKv: 1, meanLength: 1024, varlen: 'normal', causal: true },
+          {
+            batch: 4,
+            seqlenQ,
+            numHeadsQ,
+            numHeadsKv: 1,
+            meanLength: 1024,
+            varlen: 'normal',
+            causal: true,
+          },
           random,
         );
-        const timing = backend.kind === 'cuda' ? { warmup: 3, repeats: 20 } : { warmup: 0, repeats: 1 };
-        const { report, medianMs } = runAndCheck(backend, problem, timing);
-        if (!report.ok) failed++;
+        const timing =
+          backend.kind === 'cuda' ? { warmup: 3, repeats: 20 } : { warmup: 0, repeats: 1 };
+        const { verdict, medianMs } = runAndCheck(backend, problem, timing);
+        const { report } = verdict;
+        if (!verdict.ok) failed++;
         rows.push([
           '4',
           String(seqlenQ),
@@ -51,9 +61,9 @@ Exit code 1 if any configuration does not match.
           backend.kind === 'cuda' ? formatNumber(medianMs * 1000, 1) : formatNumber(medianMs, 0),
           formatExp(report.outMaxAbsError),
           formatExp(report.lseMaxAbsError),
-          report.ok ? 'ok' : 'MISMATCH',
+          verdict.ok ? 'ok' : 'MISMATCH',
         ]);
-        if (!report.ok) console.error(report.failures.join('\n'));
+        if (!verdict.ok) console.error(`${verdict.summary}\n${report.failures.join('\n')}`);
       }
     }
     console.log(

@@ -51,17 +51,28 @@ interface Info {
   koffi: string | null;
   driver: string | null;
   kernels: { present: boolean; reason: string | null; nvcc: string | null; builtAt: string | null };
-  gpus: { ordinal: number; name: string; computeCapability: string; multiProcessors: number; memoryGiB: number; kernelsLoad: true | string | null }[];
+  gpus: {
+    ordinal: number;
+    name: string;
+    computeCapability: string;
+    multiProcessors: number;
+    memoryGiB: number;
+    kernelsLoad: true | string | null;
+  }[];
   cuda: { usable: boolean; detail: string; fix: string };
 }
 
 function collectInfo(): Info {
   const require = createRequire(import.meta.url);
-  const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const packageJson = JSON.parse(
+    readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+  ) as { version: string };
   let koffi: string | null = null;
   try {
     const koffiRoot = dirname(require.resolve('koffi'));
-    koffi = (JSON.parse(readFileSync(join(koffiRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    koffi = (
+      JSON.parse(readFileSync(join(koffiRoot, 'package.json'), 'utf8')) as { version: string }
+    ).version;
   } catch {
     koffi = null;
   }
@@ -72,7 +83,12 @@ function collectInfo(): Info {
     node: process.versions.node,
     koffi,
     driver: null,
-    kernels: { present: !missing, reason: missing, nvcc: manifest?.nvccVersion ?? null, builtAt: manifest?.builtAt ?? null },
+    kernels: {
+      present: !missing,
+      reason: missing,
+      nvcc: manifest?.nvccVersion ?? null,
+      builtAt: manifest?.builtAt ?? null,
+    },
     gpus: [],
     cuda: { usable: false, detail: '', fix: '' },
   };
@@ -80,28 +96,32 @@ function collectInfo(): Info {
   if (!probe.ok) {
     info.cuda = { usable: false, detail: probe.reason, fix: probe.fix };
   }
-  {
-    try {
-      info.driver = formatDriverVersion(CudaDevice.driverVersion());
-      for (let ordinal = 0; ordinal < CudaDevice.count(); ordinal++) {
-        const device = CudaDevice.open(ordinal);
-        info.gpus.push({
-          ordinal,
-          name: device.name,
-          computeCapability: `${device.computeCapability.major}.${device.computeCapability.minor}`,
-          multiProcessors: device.multiProcessorCount,
-          memoryGiB: device.totalMemoryBytes / 2 ** 30,
-          kernelsLoad: kernelsLoad(device),
-        });
-      }
-    } catch {
-      // No driver or no device: the probe's reason already says so.
+  try {
+    info.driver = formatDriverVersion(CudaDevice.driverVersion());
+    for (let ordinal = 0; ordinal < CudaDevice.count(); ordinal++) {
+      const device = CudaDevice.open(ordinal);
+      info.gpus.push({
+        ordinal,
+        name: device.name,
+        computeCapability: `${device.computeCapability.major}.${device.computeCapability.minor}`,
+        multiProcessors: device.multiProcessorCount,
+        memoryGiB: device.totalMemoryBytes / 2 ** 30,
+        kernelsLoad: kernelsLoad(device),
+      });
     }
+  } catch {
+    // No driver or no device: the probe's reason already says so.
   }
   if (probe.ok) {
     const first = info.gpus[0];
-    if (first?.kernelsLoad === true) info.cuda = { usable: true, detail: `cuda:0 ${first.name}`, fix: '' };
-    else info.cuda = { usable: false, detail: first?.kernelsLoad || 'kernels do not load', fix: missing ? 'run `npm run build` where nvcc 13.0 is installed' : '' };
+    if (first?.kernelsLoad === true)
+      info.cuda = { usable: true, detail: `cuda:0 ${first.name}`, fix: '' };
+    else
+      info.cuda = {
+        usable: false,
+        detail: first?.kernelsLoad || 'kernels do not load',
+        fix: missing ? 'run `npm run build` where nvcc 13.0 is installed' : '',
+      };
   }
   return info;
 }

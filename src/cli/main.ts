@@ -36,7 +36,9 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(values);
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`flashmla: ${error.message}\nRun 'flashmla ${command ? `${command.name} ` : ''}--help' for usage.`);
+      console.error(
+        `flashmla: ${error.message}\nRun 'flashmla ${command ? `${command.name} ` : ''}--help' for usage.`,
+      );
       return 2;
     }
     if (error instanceof FlashMlaError) {

@@ -5,11 +5,18 @@ export interface Column {
   align?: 'left' | 'right';
 }
 
-export function formatTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
-  const widths = columns.map((column, i) => Math.max(column.header.length, ...rows.map((row) => row[i].length)));
+export function formatTable(
+  columns: readonly Column[],
+  rows: readonly (readonly string[])[],
+): string {
+  const widths = columns.map((column, i) =>
+    Math.max(column.header.length, ...rows.map((row) => row[i].length)),
+  );
   const line = (cells: readonly string[]) =>
     cells
-      .map((cell, i) => (columns[i].align === 'left' ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .map((cell, i) =>
+        columns[i].align === 'left' ? cell.padEnd(widths[i]) : cell.padStart(widths[i]),
+      )
       .join('  ')
       .trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');

@@ -37,7 +37,17 @@ export function cpuDecode(
   };
   for (let part = 0; part < schedule.numSmParts; part++) {
     for (const piece of piecesOfPart(schedule.tileSchedulerMetadata, part, problem.lengths)) {
-      runPiece(problem, inputs, schedule.numSplits, piece.batch, piece.beginToken, piece.endToken, piece.split, workspace, outputs);
+      runPiece(
+        problem,
+        inputs,
+        schedule.numSplits,
+        piece.batch,
+        piece.beginToken,
+        piece.endToken,
+        piece.split,
+        workspace,
+        outputs,
+      );
     }
   }
   combine(problem, schedule.numSplits, workspace, outputs);
@@ -73,7 +83,15 @@ function runPiece(
         lse = attendRow(query, keys, last - beginToken, problem.softmaxScale, acc);
       }
       if (splitCount === 1) {
-        writeFinalRow(outputs, inputs.q.dtype, batch, s, head, acc, lse === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : lse);
+        writeFinalRow(
+          outputs,
+          inputs.q.dtype,
+          batch,
+          s,
+          head,
+          acc,
+          lse === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : lse,
+        );
       } else {
         const row = (splitRow * numHeadsKv + kvHead) * rowsPerKvHead + m;
         workspace.lseAccum[row] = lse;
@@ -99,9 +117,11 @@ function combine(
     if (count <= 1) continue;
     for (let kvHead = 0; kvHead < numHeadsKv; kvHead++) {
       for (let m = 0; m < rowsPerKvHead; m++) {
-        const rowOf = (split: number) => ((first + split) * numHeadsKv + kvHead) * rowsPerKvHead + m;
+        const rowOf = (split: number) =>
+          ((first + split) * numHeadsKv + kvHead) * rowsPerKvHead + m;
         let max = Number.NEGATIVE_INFINITY;
-        for (let split = 0; split < count; split++) max = Math.max(max, workspace.lseAccum[rowOf(split)]);
+        for (let split = 0; split < count; split++)
+          max = Math.max(max, workspace.lseAccum[rowOf(split)]);
         const s = Math.floor(m / groupSize);
         const head = kvHead * groupSize + (m % groupSize);
         acc.fill(0);
@@ -110,7 +130,8 @@ function combine(
           continue;
         }
         let sum = 0;
-        for (let split = 0; split < count; split++) sum += Math.exp(workspace.lseAccum[rowOf(split)] - max);
+        for (let split = 0; split < count; split++)
+          sum += Math.exp(workspace.lseAccum[rowOf(split)] - max);
         const lse = max + Math.log(sum);
         for (let split = 0; split < count; split++) {
           const row = rowOf(split);
@@ -137,6 +158,7 @@ function writeFinalRow(
   const { out } = outputs;
   const base = out.elementOffset([batch, s, head, 0]);
   const stride = out.strides[3];
-  for (let c = 0; c < HEAD_DIM_V; c++) out.data[base + c * stride] = encodeElement(dtype, values[c]);
+  for (let c = 0; c < HEAD_DIM_V; c++)
+    out.data[base + c * stride] = encodeElement(dtype, values[c]);
   outputs.lse.set(lse, batch, head, s);
 }

@@ -1,7 +1,7 @@
 /** The CPU backend: the split-and-combine algorithm of the GPU, run on the host in float64. */
 import type { Backend, DecodeCall, DecodeResult } from '../backend.js';
-import type { CudaStream } from '../cuda/stream.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
+import type { CudaStream } from '../cuda/stream.js';
 import { MlaMetadata } from '../metadata.js';
 import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
@@ -34,7 +34,10 @@ class CpuBackend implements Backend {
       return into;
     }
     return new MlaMetadata({
-      tileSchedulerMetadata: new HostTensor('int32', schedule.tileSchedulerMetadata, [numSmParts, METADATA_INTS_PER_PART]),
+      tileSchedulerMetadata: new HostTensor('int32', schedule.tileSchedulerMetadata, [
+        numSmParts,
+        METADATA_INTS_PER_PART,
+      ]),
       numSplits: new HostTensor('int32', schedule.numSplits, [lengths.length + 1]),
       batch: lengths.length,
       numQRowsPerKvHead,
@@ -48,8 +51,12 @@ class CpuBackend implements Backend {
     const host = (tensor: Tensor) => tensor as HostTensor;
     checkDecodeValues(host(call.blockTable), host(call.cacheSeqlens), call.shape);
     const { shape, metadata } = call;
-    const out = call.out ? host(call.out) : HostTensor.zeros(shape.dtype, [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V]);
-    const lse = call.lse ? host(call.lse) : HostTensor.zeros('float32', [shape.batch, shape.numHeadsQ, shape.seqlenQ]);
+    const out = call.out
+      ? host(call.out)
+      : HostTensor.zeros(shape.dtype, [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V]);
+    const lse = call.lse
+      ? host(call.lse)
+      : HostTensor.zeros('float32', [shape.batch, shape.numHeadsQ, shape.seqlenQ]);
     cpuDecode(
       {
         q: host(call.q),

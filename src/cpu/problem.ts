@@ -67,14 +67,24 @@ export class HostProblem {
   }
 
   /** Decodes the cache rows of tokens [begin, end) of (batch, kvHead) into `into` ([end - begin][576]). */
-  readKeys(batch: number, kvHead: number, begin: number, end: number, into: Float64Array): Float64Array {
+  readKeys(
+    batch: number,
+    kvHead: number,
+    begin: number,
+    end: number,
+    into: Float64Array,
+  ): Float64Array {
     const k = this.inputs.kCache;
     const blockTable = this.inputs.blockTable;
     const data = k.data;
     const stride = k.strides[3];
     for (let t = begin; t < end; t++) {
       const blockId = blockTable.get(batch, Math.floor(t / PAGE_BLOCK_SIZE));
-      const base = k.offset + blockId * k.strides[0] + (t % PAGE_BLOCK_SIZE) * k.strides[1] + kvHead * k.strides[2];
+      const base =
+        k.offset +
+        blockId * k.strides[0] +
+        (t % PAGE_BLOCK_SIZE) * k.strides[1] +
+        kvHead * k.strides[2];
       const row = (t - begin) * HEAD_DIM_K;
       for (let c = 0; c < HEAD_DIM_K; c++) into[row + c] = this.table[data[base + c * stride]];
     }
@@ -84,7 +94,12 @@ export class HostProblem {
   /** Output tensors: out [b, s_q, h_q, 512] in q's dtype and lse [b, h_q, s_q] float32. */
   allocateOutputs(): { out: HostTensor; lse: HostTensor } {
     return {
-      out: HostTensor.zeros(this.inputs.q.dtype, [this.batch, this.seqlenQ, this.numHeadsQ, HEAD_DIM_V]),
+      out: HostTensor.zeros(this.inputs.q.dtype, [
+        this.batch,
+        this.seqlenQ,
+        this.numHeadsQ,
+        HEAD_DIM_V,
+      ]),
       lse: HostTensor.zeros('float32', [this.batch, this.numHeadsQ, this.seqlenQ]),
     };
   }

@@ -22,7 +22,10 @@ export interface ReferenceResult {
   outExact: Float64Array;
 }
 
-export function referenceDecode(inputs: HostDecodeInputs, precision: ReferencePrecision = 'float64'): ReferenceResult {
+export function referenceDecode(
+  inputs: HostDecodeInputs,
+  precision: ReferencePrecision = 'float64',
+): ReferenceResult {
   const problem = new HostProblem(inputs);
   const { batch, seqlenQ, numHeadsQ, numHeadsKv, groupSize } = problem;
   const { out, lse } = problem.allocateOutputs();

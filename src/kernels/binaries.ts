@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CudaDevice } from '../cuda/device.js';
-import { CudaModule, type CudaFunction } from '../cuda/module.js';
+import { type CudaFunction, CudaModule } from '../cuda/module.js';
 import { GpuUnavailableError } from '../errors.js';
 
 /** dist/kernels, next to dist/src where this module runs from. */
@@ -17,13 +17,37 @@ export interface KernelManifest {
   nvccVersion: string;
   builtAt: string;
   cubins: Record<string, string[]>;
-  kernels: Record<string, { cubin: string; registers: number; stackFrame: number; spillStores: number; spillLoads: number }>;
+  kernels: Record<
+    string,
+    {
+      cubin: string;
+      registers: number;
+      stackFrame: number;
+      spillStores: number;
+      spillLoads: number;
+    }
+  >;
 }
 
 export interface KernelLayoutFile {
-  structs: Record<string, { size: number; align: number; fields: Record<string, { offset: number; size: number; type: string }> }>;
+  structs: Record<
+    string,
+    {
+      size: number;
+      align: number;
+      fields: Record<string, { offset: number; size: number; type: string }>;
+    }
+  >;
   constants: Record<string, number>;
-  kernels: Record<string, { threads: number; dynamicSmemBytes?: number; maxDynamicSmemBytes?: number; rowsPerBlock?: number }>;
+  kernels: Record<
+    string,
+    {
+      threads: number;
+      dynamicSmemBytes?: number;
+      maxDynamicSmemBytes?: number;
+      rowsPerBlock?: number;
+    }
+  >;
 }
 
 /** Why the kernels cannot be used here (null when they are all present). */
@@ -31,7 +55,9 @@ export function missingBinariesReason(): string | null {
   const manifestPath = join(KERNEL_DIR, 'manifest.json');
   if (!existsSync(manifestPath)) return `no kernel binaries in ${KERNEL_DIR}`;
   const manifest = readManifest();
-  const missing = Object.keys(manifest.cubins).filter((file) => !existsSync(join(KERNEL_DIR, file)));
+  const missing = Object.keys(manifest.cubins).filter(
+    (file) => !existsSync(join(KERNEL_DIR, file)),
+  );
   return missing.length > 0 ? `kernel binaries missing: ${missing.join(', ')}` : null;
 }
 
@@ -43,7 +69,8 @@ export function readLayoutFile(): KernelLayoutFile {
   return JSON.parse(readFileSync(join(KERNEL_DIR, 'layout.json'), 'utf8')) as KernelLayoutFile;
 }
 
-const NO_BINARIES_FIX = 'build them with `npm run build` on a machine with nvcc 13.0 (CUDA Toolkit 13)';
+const NO_BINARIES_FIX =
+  'build them with `npm run build` on a machine with nvcc 13.0 (CUDA Toolkit 13)';
 
 /** Every kernel of the library, loaded into one device. */
 export class KernelSet {
@@ -64,7 +91,10 @@ export class KernelSet {
         this.modules.push(module);
         for (const name of names) {
           const fn = module.getFunction(name);
-          const limit = this.layout.kernels[name]?.maxDynamicSmemBytes ?? this.layout.kernels[name]?.dynamicSmemBytes ?? 0;
+          const limit =
+            this.layout.kernels[name]?.maxDynamicSmemBytes ??
+            this.layout.kernels[name]?.dynamicSmemBytes ??
+            0;
           if (limit > 48 * 1024) fn.setMaxDynamicSharedMemory(limit);
           this.functions.set(name, fn);
         }
@@ -72,7 +102,10 @@ export class KernelSet {
     } catch (error) {
       this.dispose();
       const message = error instanceof Error ? error.message : String(error);
-      throw new GpuUnavailableError(`our kernel binaries do not load on ${device.name} (${message})`, NO_BINARIES_FIX);
+      throw new GpuUnavailableError(
+        `our kernel binaries do not load on ${device.name} (${message})`,
+        NO_BINARIES_FIX,
+      );
     }
   }
 
@@ -90,7 +123,8 @@ export class KernelSet {
 
   get(name: string): CudaFunction {
     const fn = this.functions.get(name);
-    if (!fn) throw new GpuUnavailableError(`kernel ${name} is not in the built binaries`, NO_BINARIES_FIX);
+    if (!fn)
+      throw new GpuUnavailableError(`kernel ${name} is not in the built binaries`, NO_BINARIES_FIX);
     return fn;
   }
 

@@ -28,9 +28,18 @@ class SplitWorkspace {
   readonly lseAccum: DeviceTensor;
 
   constructor(device: CudaDevice, splitRows: number, numHeadsK: number, numQRowsPerKvHead: number) {
-    this.lseAccum = DeviceTensor.empty(device, 'float32', [splitRows, numHeadsK, numQRowsPerKvHead]);
+    this.lseAccum = DeviceTensor.empty(device, 'float32', [
+      splitRows,
+      numHeadsK,
+      numQRowsPerKvHead,
+    ]);
     try {
-      this.oAccum = DeviceTensor.empty(device, 'float32', [splitRows, numHeadsK, numQRowsPerKvHead, HEAD_DIM_V]);
+      this.oAccum = DeviceTensor.empty(device, 'float32', [
+        splitRows,
+        numHeadsK,
+        numQRowsPerKvHead,
+        HEAD_DIM_V,
+      ]);
     } catch (error) {
       this.lseAccum.dispose();
       throw error;
@@ -92,22 +101,44 @@ export class CudaBackend implements Backend {
     }
     const allocated: { dispose(): void }[] = [];
     try {
-      const tileSchedulerMetadata = DeviceTensor.empty(this.device, 'int32', [numSmParts, METADATA_INTS_PER_PART]);
+      const tileSchedulerMetadata = DeviceTensor.empty(this.device, 'int32', [
+        numSmParts,
+        METADATA_INTS_PER_PART,
+      ]);
       allocated.push(tileSchedulerMetadata);
       const numSplits = DeviceTensor.empty(this.device, 'int32', [batch + 1]);
       allocated.push(numSplits);
       // At most one extra split per part: b + numSmParts split rows cover any schedule.
-      const workspace = new SplitWorkspace(this.device, batch + numSmParts, numHeadsK, numQRowsPerKvHead);
+      const workspace = new SplitWorkspace(
+        this.device,
+        batch + numSmParts,
+        numHeadsK,
+        numQRowsPerKvHead,
+      );
       allocated.push(workspace);
       this.launchScheduler(lengths, tileSchedulerMetadata, numSplits, numSmParts, stream);
-      return new MlaMetadata({ tileSchedulerMetadata, numSplits, batch, numQRowsPerKvHead, numHeadsK, numSmParts, workspace });
+      return new MlaMetadata({
+        tileSchedulerMetadata,
+        numSplits,
+        batch,
+        numQRowsPerKvHead,
+        numHeadsK,
+        numSmParts,
+        workspace,
+      });
     } catch (error) {
       for (const resource of allocated) resource.dispose();
       throw error;
     }
   }
 
-  private launchScheduler(lengths: DeviceTensor, metadata: Tensor, numSplits: Tensor, numSmParts: number, stream?: CudaStream): void {
+  private launchScheduler(
+    lengths: DeviceTensor,
+    metadata: Tensor,
+    numSplits: Tensor,
+    numSmParts: number,
+    stream?: CudaStream,
+  ): void {
     launchMetadata(this.kernels, stream ?? this.stream, {
       cacheSeqlens: lengths.ptr,
       tileSchedulerMetadata: this.own('tileSchedulerMetadata', metadata).ptr,
@@ -129,18 +160,36 @@ export class CudaBackend implements Backend {
       ['kCache', kCache],
     ] as const) {
       if (tensor.ptr % 16n !== 0n) {
-        throw new StrideError(name, 'a 16-byte aligned address (16-byte loads and TMA need it)', `0x${tensor.ptr.toString(16)}`);
+        throw new StrideError(
+          name,
+          'a 16-byte aligned address (16-byte loads and TMA need it)',
+          `0x${tensor.ptr.toString(16)}`,
+        );
       }
     }
     if (shape.rowsPerKvHead > maxRowsPerKvHead(this.kernels, shape.dtype)) {
-      throw new LimitError('q', `s_q * h_q / h_kv <= ${maxRowsPerKvHead(this.kernels, shape.dtype)} (combine grid)`, `${shape.rowsPerKvHead}`);
+      throw new LimitError(
+        'q',
+        `s_q * h_q / h_kv <= ${maxRowsPerKvHead(this.kernels, shape.dtype)} (combine grid)`,
+        `${shape.rowsPerKvHead}`,
+      );
     }
-    if (call.validateValues) checkDecodeValues(blockTable.toHostSync(), cacheSeqlens.toHostSync(), shape);
+    if (call.validateValues)
+      checkDecodeValues(blockTable.toHostSync(), cacheSeqlens.toHostSync(), shape);
     const workspace = metadata.workspace as SplitWorkspace;
-    const out = call.out ? this.own('out', call.out) : DeviceTensor.empty(this.device, shape.dtype, [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V]);
+    const out = call.out
+      ? this.own('out', call.out)
+      : DeviceTensor.empty(this.device, shape.dtype, [
+          shape.batch,
+          shape.seqlenQ,
+          shape.numHeadsQ,
+          HEAD_DIM_V,
+        ]);
     let lse: DeviceTensor;
     try {
-      lse = call.lse ? this.own('lse', call.lse) : DeviceTensor.empty(this.device, 'float32', [shape.batch, shape.numHeadsQ, shape.seqlenQ]);
+      lse = call.lse
+        ? this.own('lse', call.lse)
+        : DeviceTensor.empty(this.device, 'float32', [shape.batch, shape.numHeadsQ, shape.seqlenQ]);
     } catch (error) {
       if (!call.out) out.dispose();
       throw error;
@@ -177,7 +226,9 @@ export class CudaBackend implements Backend {
 
   time(work: () => void, options: { warmup: number; repeats: number }): number[] {
     for (let i = 0; i < options.warmup; i++) work();
-    const events = Array.from({ length: options.repeats + 1 }, () => CudaEvent.create(this.device, { timing: true }));
+    const events = Array.from({ length: options.repeats + 1 }, () =>
+      CudaEvent.create(this.device, { timing: true }),
+    );
     try {
       events[0].record(this.stream);
       for (let i = 0; i < options.repeats; i++) {
@@ -194,7 +245,11 @@ export class CudaBackend implements Backend {
   /** The tensor as a DeviceTensor of this backend's device (the API checked the ordinal). */
   private own(name: string, tensor: Tensor): DeviceTensor {
     if (!(tensor instanceof DeviceTensor) || tensor.cudaDevice !== this.device) {
-      throw new DeviceMismatchError(name, `a DeviceTensor on cuda:${this.device.ordinal}`, String(tensor));
+      throw new DeviceMismatchError(
+        name,
+        `a DeviceTensor on cuda:${this.device.ordinal}`,
+        String(tensor),
+      );
     }
     return tensor;
   }

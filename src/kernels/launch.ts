@@ -2,13 +2,14 @@
  * One launcher per kernel: each writes its parameter block (layout.ts), sizes the grid the way
  * the kernel's header comment says, and enqueues it on a stream. Nothing here waits.
  */
-import type { CudaStream } from '../cuda/stream.js';
-import type { DevicePointer } from '../cuda/driver.js';
+
 import { HEAD_DIM_V, ROW_TILE } from '../config.js';
+import type { DevicePointer } from '../cuda/driver.js';
+import type { CudaStream } from '../cuda/stream.js';
 import type { DecodeShape } from '../validate.js';
 import type { KernelSet } from './binaries.js';
 import {
-  AttentionShapeLayout,
+  type AttentionShapeLayout,
   CombineParamsLayout,
   CopyParamsLayout,
   DecodeParamsLayout,
@@ -29,7 +30,13 @@ export interface KernelTensor {
 type ShapeField = keyof typeof AttentionShapeLayout.fields;
 
 /** The AttentionShape part shared by the decode, combine and reference parameter blocks. */
-function attentionShape(shape: DecodeShape, q: KernelTensor, kCache: KernelTensor, blockTable: KernelTensor, out: KernelTensor) {
+function attentionShape(
+  shape: DecodeShape,
+  q: KernelTensor,
+  kCache: KernelTensor,
+  blockTable: KernelTensor,
+  out: KernelTensor,
+) {
   const fields: Record<ShapeField, number> = {
     batch: shape.batch,
     seqlen_q: shape.seqlenQ,
@@ -54,10 +61,15 @@ function attentionShape(shape: DecodeShape, q: KernelTensor, kCache: KernelTenso
     out_row_stride: out.strides[1],
     out_head_stride: out.strides[2],
   };
-  return Object.fromEntries(Object.entries(fields).map(([name, value]) => [`shape.${name}`, value]));
+  return Object.fromEntries(
+    Object.entries(fields).map(([name, value]) => [`shape.${name}`, value]),
+  );
 }
 
-function block<Name extends string>(layout: StructLayout<Name>, values: Record<string, number | bigint | Uint8Array>): Uint8Array {
+function block<Name extends string>(
+  layout: StructLayout<Name>,
+  values: Record<string, number | bigint | Uint8Array>,
+): Uint8Array {
   return new ParamBlock(layout).setAll(values as Partial<Record<Name, number | bigint>>).bytes;
 }
 
@@ -73,7 +85,11 @@ export interface MetadataLaunch {
   maxSeqlen: number;
 }
 
-export function launchMetadata(kernels: KernelSet, stream: CudaStream, launch: MetadataLaunch): void {
+export function launchMetadata(
+  kernels: KernelSet,
+  stream: CudaStream,
+  launch: MetadataLaunch,
+): void {
   const name = 'flashmla_get_metadata';
   const info = kernels.kernelInfo(name);
   kernels.get(name).launch({
@@ -162,7 +178,11 @@ export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: Co
   const info = kernels.kernelInfo(name);
   const rowsPerBlock = info.rowsPerBlock ?? 1;
   kernels.get(name).launch({
-    grid: [launch.shape.batch, launch.shape.numHeadsKv, Math.ceil(launch.shape.rowsPerKvHead / rowsPerBlock)],
+    grid: [
+      launch.shape.batch,
+      launch.shape.numHeadsKv,
+      Math.ceil(launch.shape.rowsPerKvHead / rowsPerBlock),
+    ],
     block: [info.threads, 1, 1],
     stream,
     programmaticDependentLaunch: true,
@@ -196,11 +216,20 @@ export interface ReferenceLaunch {
 }
 
 /** The plain float32 GPU oracle: one CTA per (sequence, query token, head). */
-export function launchReference(kernels: KernelSet, stream: CudaStream, launch: ReferenceLaunch): void {
+export function launchReference(
+  kernels: KernelSet,
+  stream: CudaStream,
+  launch: ReferenceLaunch,
+): void {
   const { shape } = launch;
   const name = kernelName('flashmla_reference', shape.dtype);
   const info = kernels.kernelInfo(name);
-  const outStrides = [shape.seqlenQ * shape.numHeadsQ * HEAD_DIM_V, shape.numHeadsQ * HEAD_DIM_V, HEAD_DIM_V, 1];
+  const outStrides = [
+    shape.seqlenQ * shape.numHeadsQ * HEAD_DIM_V,
+    shape.numHeadsQ * HEAD_DIM_V,
+    HEAD_DIM_V,
+    1,
+  ];
   const maxKeys = Math.min(launch.maxLength, (info.maxDynamicSmemBytes ?? 0) / 4);
   kernels.get(name).launch({
     grid: [shape.batch * shape.seqlenQ * shape.numHeadsQ, 1, 1],
@@ -208,7 +237,10 @@ export function launchReference(kernels: KernelSet, stream: CudaStream, launch: 
     sharedBytes: 4 * Math.max(maxKeys, 1),
     stream,
     params: block(ReferenceParamsLayout, {
-      ...attentionShape(shape, launch.q, launch.kCache, launch.blockTable, { ptr: launch.out, strides: outStrides }),
+      ...attentionShape(shape, launch.q, launch.kCache, launch.blockTable, {
+        ptr: launch.out,
+        strides: outStrides,
+      }),
       q: launch.q.ptr,
       k_cache: launch.kCache.ptr,
       block_table: launch.blockTable.ptr,
@@ -223,7 +255,14 @@ export function launchReference(kernels: KernelSet, stream: CudaStream, launch: 
 export function launchFillNormal(
   kernels: KernelSet,
   stream: CudaStream,
-  launch: { dst: DevicePointer; count: number; dtype: 'bf16' | 'fp16'; seed: bigint; scale: number; clamp: number },
+  launch: {
+    dst: DevicePointer;
+    count: number;
+    dtype: 'bf16' | 'fp16';
+    seed: bigint;
+    scale: number;
+    clamp: number;
+  },
 ): void {
   const name = kernelName('flashmla_fill_normal', launch.dtype);
   const threads = kernels.kernelInfo(name).threads;
@@ -266,6 +305,11 @@ export function launchTmaProbe(
     grid: [1, 1, 1],
     block: [kernels.kernelInfo('flashmla_tma_probe').threads, 1, 1],
     stream,
-    params: block(TmaProbeParamsLayout, { tensor_map: launch.tensorMap, x: launch.x, y: launch.y, dst: launch.dst }),
+    params: block(TmaProbeParamsLayout, {
+      tensor_map: launch.tensorMap,
+      x: launch.x,
+      y: launch.y,
+      dst: launch.dst,
+    }),
   });
 }

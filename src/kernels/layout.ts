@@ -7,8 +7,24 @@
 
 export type FieldType = 'i32' | 'f32' | 'i64' | 'u64' | 'ptr' | 'i32[3]' | 'bytes[128]';
 
-const TYPE_SIZE: Record<FieldType, number> = { i32: 4, f32: 4, i64: 8, u64: 8, ptr: 8, 'i32[3]': 12, 'bytes[128]': 128 };
-const TYPE_ALIGN: Record<FieldType, number> = { i32: 4, f32: 4, i64: 8, u64: 8, ptr: 8, 'i32[3]': 4, 'bytes[128]': 64 };
+const TYPE_SIZE: Record<FieldType, number> = {
+  i32: 4,
+  f32: 4,
+  i64: 8,
+  u64: 8,
+  ptr: 8,
+  'i32[3]': 12,
+  'bytes[128]': 128,
+};
+const TYPE_ALIGN: Record<FieldType, number> = {
+  i32: 4,
+  f32: 4,
+  i64: 8,
+  u64: 8,
+  ptr: 8,
+  'i32[3]': 4,
+  'bytes[128]': 64,
+};
 
 export interface StructLayout<Name extends string = string> {
   size: number;
@@ -35,11 +51,17 @@ export function defineStruct<const F extends FieldList>(fields: F): StructLayout
     const fieldSize = typeof type === 'string' ? TYPE_SIZE[type] : type.size;
     offset = Math.ceil(offset / fieldAlign) * fieldAlign;
     if (typeof type === 'string') out[name] = { offset, type };
-    else for (const [inner, field] of Object.entries(type.fields)) out[`${name}.${inner}`] = { offset: offset + field.offset, type: field.type };
+    else
+      for (const [inner, field] of Object.entries(type.fields))
+        out[`${name}.${inner}`] = { offset: offset + field.offset, type: field.type };
     offset += fieldSize;
     align = Math.max(align, fieldAlign);
   }
-  return { size: Math.ceil(offset / align) * align, align, fields: out as StructLayout<FieldNames<F>>['fields'] };
+  return {
+    size: Math.ceil(offset / align) * align,
+    align,
+    fields: out as StructLayout<FieldNames<F>>['fields'],
+  };
 }
 
 export const AttentionShapeLayout = defineStruct([
@@ -194,13 +216,15 @@ export class ParamBlock<Name extends string> {
 
   /** Sets many fields at once. */
   setAll(values: Partial<Record<Name, number | bigint | Uint8Array>>): this {
-    for (const [name, value] of Object.entries(values) as [Name, number | bigint | Uint8Array][]) this.set(name, value);
+    for (const [name, value] of Object.entries(values) as [Name, number | bigint | Uint8Array][])
+      this.set(name, value);
     return this;
   }
 }
 
 function checkInt32(name: string, value: number | bigint | Uint8Array): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < -(2 ** 31) || n >= 2 ** 31) throw new RangeError(`${name}: ${n} does not fit int32`);
+  if (!Number.isInteger(n) || n < -(2 ** 31) || n >= 2 ** 31)
+    throw new RangeError(`${name}: ${n} does not fit int32`);
   return n;
 }

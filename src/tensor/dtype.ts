@@ -20,7 +20,10 @@ export function isHalf(dtype: DType): dtype is 'bf16' | 'fp16' {
   return dtype === 'bf16' || dtype === 'fp16';
 }
 
-export function allocateHostArray(dtype: DType, length: number): Uint16Array | Float32Array | Int32Array {
+export function allocateHostArray(
+  dtype: DType,
+  length: number,
+): Uint16Array | Float32Array | Int32Array {
   switch (dtype) {
     case 'bf16':
     case 'fp16':

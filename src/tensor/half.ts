@@ -105,7 +105,11 @@ export function roundToFp16(value: number): number {
 }
 
 /** Decodes a whole array of 16-bit floats into float32. */
-export function decodeHalfArray(kind: 'bf16' | 'fp16', bits: Uint16Array, out = new Float32Array(bits.length)): Float32Array {
+export function decodeHalfArray(
+  kind: 'bf16' | 'fp16',
+  bits: Uint16Array,
+  out = new Float32Array(bits.length),
+): Float32Array {
   if (kind === 'bf16') {
     const wide = new Uint32Array(out.buffer, out.byteOffset, out.length);
     for (let i = 0; i < bits.length; i++) wide[i] = bits[i] << 16;
@@ -116,7 +120,11 @@ export function decodeHalfArray(kind: 'bf16' | 'fp16', bits: Uint16Array, out = 
 }
 
 /** Encodes numbers into 16-bit floats (round to nearest even). */
-export function encodeHalfArray(kind: 'bf16' | 'fp16', values: ArrayLike<number>, out = new Uint16Array(values.length)): Uint16Array {
+export function encodeHalfArray(
+  kind: 'bf16' | 'fp16',
+  values: ArrayLike<number>,
+  out = new Uint16Array(values.length),
+): Uint16Array {
   const encode = kind === 'bf16' ? float32ToBf16Bits : float32ToFp16Bits;
   for (let i = 0; i < values.length; i++) out[i] = encode(values[i]);
   return out;

@@ -1,6 +1,11 @@
 import { DtypeError, ShapeError, StrideError } from '../errors.js';
 import { allocateHostArray, type DType } from './dtype.js';
-import { bf16BitsToFloat32, float32ToBf16Bits, float32ToFp16Bits, fp16BitsToFloat32 } from './half.js';
+import {
+  bf16BitsToFloat32,
+  float32ToBf16Bits,
+  float32ToFp16Bits,
+  fp16BitsToFloat32,
+} from './half.js';
 import {
   contiguousStrides,
   formatShape,
@@ -28,14 +33,25 @@ export class HostTensor implements Tensor {
   /** Element offset of index [0, 0, ...] in `data`. */
   readonly offset: number;
 
-  constructor(dtype: DType, data: HostData, shape: readonly number[], strides?: readonly number[], offset = 0) {
+  constructor(
+    dtype: DType,
+    data: HostData,
+    shape: readonly number[],
+    strides?: readonly number[],
+    offset = 0,
+  ) {
     checkStorageType(dtype, data);
     const finalStrides = strides ?? contiguousStrides(shape);
     if (finalStrides.length !== shape.length) {
-      throw new StrideError('strides', `${shape.length} strides for shape ${formatShape(shape)}`, `${finalStrides.length}`);
+      throw new StrideError(
+        'strides',
+        `${shape.length} strides for shape ${formatShape(shape)}`,
+        `${finalStrides.length}`,
+      );
     }
     for (const size of shape) {
-      if (!Number.isSafeInteger(size) || size < 0) throw new ShapeError('shape', 'non-negative integer sizes', formatShape(shape));
+      if (!Number.isSafeInteger(size) || size < 0)
+        throw new ShapeError('shape', 'non-negative integer sizes', formatShape(shape));
     }
     for (const stride of finalStrides) {
       if (!Number.isSafeInteger(stride) || stride < 0) {
@@ -71,7 +87,11 @@ export class HostTensor implements Tensor {
   /** A new contiguous tensor from numbers in row-major order (rounded to the dtype). */
   static fromValues(dtype: DType, shape: readonly number[], values: ArrayLike<number>): HostTensor {
     if (values.length !== numel(shape)) {
-      throw new ShapeError('values', `${numel(shape)} values for shape ${formatShape(shape)}`, `${values.length}`);
+      throw new ShapeError(
+        'values',
+        `${numel(shape)} values for shape ${formatShape(shape)}`,
+        `${values.length}`,
+      );
     }
     const tensor = HostTensor.zeros(dtype, shape);
     const data = tensor.data;
@@ -84,9 +104,18 @@ export class HostTensor implements Tensor {
    * padded: `paddedShape` gives the storage extent of every dimension (>= shape), so the
    * strides are those of paddedShape. Padding elements are filled with `padValue`.
    */
-  static padded(dtype: DType, shape: readonly number[], paddedShape: readonly number[], padValue = Number.NaN): HostTensor {
+  static padded(
+    dtype: DType,
+    shape: readonly number[],
+    paddedShape: readonly number[],
+    padValue = Number.NaN,
+  ): HostTensor {
     if (paddedShape.length !== shape.length || paddedShape.some((size, dim) => size < shape[dim])) {
-      throw new ShapeError('paddedShape', `a shape at least ${formatShape(shape)}`, formatShape(paddedShape));
+      throw new ShapeError(
+        'paddedShape',
+        `a shape at least ${formatShape(shape)}`,
+        formatShape(paddedShape),
+      );
     }
     const storage = HostTensor.full(dtype, paddedShape, padValue);
     return new HostTensor(dtype, storage.data, shape, contiguousStrides(paddedShape), 0);
@@ -182,7 +211,11 @@ export class HostTensor implements Tensor {
 
 function checkStorageType(dtype: DType, data: HostData): void {
   const expected =
-    dtype === 'bf16' || dtype === 'fp16' ? Uint16Array : dtype === 'float32' ? Float32Array : Int32Array;
+    dtype === 'bf16' || dtype === 'fp16'
+      ? Uint16Array
+      : dtype === 'float32'
+        ? Float32Array
+        : Int32Array;
   if (!(data instanceof expected)) {
     throw new DtypeError('data', `a ${expected.name} for dtype ${dtype}`, data.constructor.name);
   }

@@ -18,7 +18,9 @@ export interface Tensor {
   toHostSync(): HostTensor;
 }
 
-export type TensorDevice = { readonly kind: 'host' } | { readonly kind: 'cuda'; readonly ordinal: number };
+export type TensorDevice =
+  | { readonly kind: 'host' }
+  | { readonly kind: 'cuda'; readonly ordinal: number };
 
 export const HOST: TensorDevice = Object.freeze({ kind: 'host' });
 

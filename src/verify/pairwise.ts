@@ -9,7 +9,11 @@ import type { Random } from '../tensor/random.js';
 export type Factors = Record<string, readonly unknown[]>;
 export type Row<F extends Factors> = { [K in keyof F]: F[K][number] };
 
-export function pairwiseDesign<F extends Factors>(factors: F, random: Random, isValid: (row: Row<F>) => boolean = () => true): Row<F>[] {
+export function pairwiseDesign<F extends Factors>(
+  factors: F,
+  random: Random,
+  isValid: (row: Row<F>) => boolean = () => true,
+): Row<F>[] {
   const names = Object.keys(factors) as (keyof F & string)[];
   const uncovered = new Set<string>();
   const key = (a: string, i: number, b: string, j: number) => `${a}=${i}|${b}=${j}`;
@@ -76,7 +80,8 @@ export function pairwiseDesign<F extends Factors>(factors: F, random: Random, is
       continue;
     }
     for (let x = 0; x < names.length; x++) {
-      for (let y = x + 1; y < names.length; y++) uncovered.delete(key(names[x], best[names[x]], names[y], best[names[y]]));
+      for (let y = x + 1; y < names.length; y++)
+        uncovered.delete(key(names[x], best[names[x]], names[y], best[names[y]]));
     }
     rows.push(indexRow(best));
   }

@@ -36,14 +36,22 @@ export interface ProblemConfig {
 }
 
 export interface Problem extends HostDecodeInputs {
-  config: Required<Omit<ProblemConfig, 'lengths' | 'softmaxScale'>> & { softmaxScale: number | undefined };
+  config: Required<Omit<ProblemConfig, 'lengths' | 'softmaxScale'>> & {
+    softmaxScale: number | undefined;
+  };
   lengths: Int32Array;
 }
 
 const PADDING_VALUES: Record<PaddingEntry, number> = { huge: 2147480000, negative: -1, zero: 0 };
 
 /** Sequence lengths: fixed, Normal(mean, mean/2) clamped to >= s_q, or about half of them 0. */
-export function drawLengths(random: Random, batch: number, mean: number, varlen: Varlen, seqlenQ: number): Int32Array {
+export function drawLengths(
+  random: Random,
+  batch: number,
+  mean: number,
+  varlen: Varlen,
+  seqlenQ: number,
+): Int32Array {
   const lengths = new Int32Array(batch);
   for (let i = 0; i < batch; i++) {
     if (varlen === 'off') lengths[i] = mean;
@@ -107,7 +115,9 @@ export function generateProblem(config: ProblemConfig, random: Random): Problem 
     ? HostTensor.padded(dtype, kShape, [numBlocks, PAGE_BLOCK_SIZE + 1, numHeadsKv, HEAD_DIM_K + 8])
     : HostTensor.zeros(dtype, kShape);
   const qShape = [batch, seqlenQ, numHeadsQ, HEAD_DIM_K];
-  const q = pad ? HostTensor.padded(dtype, qShape, [batch, seqlenQ, numHeadsQ + 1, HEAD_DIM_K + 16]) : HostTensor.zeros(dtype, qShape);
+  const q = pad
+    ? HostTensor.padded(dtype, qShape, [batch, seqlenQ, numHeadsQ + 1, HEAD_DIM_K + 16])
+    : HostTensor.zeros(dtype, qShape);
 
   const cacheValue = () =>
     full.data === 'small' ? Math.min(Math.max(random.normal() / 10, -1), 1) : random.normal();
@@ -132,7 +142,11 @@ export function generateProblem(config: ProblemConfig, random: Random): Problem 
       for (let h = 0; h < numHeadsKv; h++) {
         const base = kCache.elementOffset([block, t, h, 0]);
         for (let c = 0; c < HEAD_DIM_K; c++) {
-          kCache.data[base + c] = attended ? encode(cacheValue()) : c % 2 === 0 ? nanBits : encode(Number.POSITIVE_INFINITY);
+          kCache.data[base + c] = attended
+            ? encode(cacheValue())
+            : c % 2 === 0
+              ? nanBits
+              : encode(Number.POSITIVE_INFINITY);
         }
       }
     }

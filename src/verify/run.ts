@@ -5,21 +5,24 @@
 import { flashMlaWithKvcache, getMlaMetadata } from '../api.js';
 import type { Backend } from '../backend.js';
 import { HEAD_DIM_V } from '../config.js';
-import { referenceDecode } from '../cpu/reference.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { comparePrecision, type PrecisionReport } from './precision.js';
+import { judgeDecode, type Verdict } from './precision.js';
 import type { Problem } from './problems.js';
 
 export interface CheckedRun {
-  report: PrecisionReport;
+  verdict: Verdict;
   /** Median time of one decode call (metadata excluded), in milliseconds. */
   medianMs: number;
   out: HostTensor;
   lse: HostTensor;
 }
 
-export function runAndCheck(backend: Backend, problem: Problem, timing = { warmup: 1, repeats: 3 }): CheckedRun {
+export function runAndCheck(
+  backend: Backend,
+  problem: Problem,
+  timing = { warmup: 1, repeats: 3 },
+): CheckedRun {
   const [batch, seqlenQ, numHeadsQ] = problem.q.shape;
   const numHeadsKv = problem.kCache.shape[2];
   const owned: Tensor[] = [];
@@ -38,16 +41,24 @@ export function runAndCheck(backend: Backend, problem: Problem, timing = { warmu
   const metadata = getMlaMetadata(cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
   try {
     const decode = () =>
-      flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata.tileSchedulerMetadata, metadata.numSplits, {
-        softmaxScale: problem.softmaxScale,
-        causal: problem.causal,
-        out,
-        lse,
-      });
+      flashMlaWithKvcache(
+        q,
+        kCache,
+        blockTable,
+        cacheSeqlens,
+        HEAD_DIM_V,
+        metadata.tileSchedulerMetadata,
+        metadata.numSplits,
+        {
+          softmaxScale: problem.softmaxScale,
+          causal: problem.causal,
+          out,
+          lse,
+        },
+      );
     const times = backend.time(decode, timing);
     const actual = { out: out.toHostSync(), lse: lse.toHostSync() };
-    const report = comparePrecision(actual, referenceDecode(problem));
-    return { report, medianMs: median(times), ...actual };
+    return { verdict: judgeDecode(actual, problem), medianMs: median(times), ...actual };
   } finally {
     metadata.dispose();
     for (const tensor of owned) (tensor as Partial<{ dispose(): void }>).dispose?.();

@@ -34,7 +34,10 @@ type Args = {
 };
 
 function goodArgs(): Args & { out: HostTensor; lse: HostTensor } {
-  const p = generateProblem({ batch: 2, seqlenQ: 2, numHeadsQ: 4, numHeadsKv: 2, meanLength: 70 }, new Random(5));
+  const p = generateProblem(
+    { batch: 2, seqlenQ: 2, numHeadsQ: 4, numHeadsKv: 2, meanLength: 70 },
+    new Random(5),
+  );
   const metadata = getMlaMetadata(p.cacheSeqlens, 4, 2);
   const out = HostTensor.full('bf16', [2, 2, 4, HEAD_DIM_V], Number.NaN);
   const lse = HostTensor.full('float32', [2, 4, 2], Number.NaN);
@@ -92,7 +95,12 @@ function rejects(
 
 const retype = (t: Tensor, dtype: 'bf16' | 'fp16' | 'float32' | 'int32'): HostTensor => {
   const h = t as HostTensor;
-  const data = dtype === 'float32' ? new Float32Array(h.data.length) : dtype === 'int32' ? new Int32Array(h.data.length) : new Uint16Array(h.data.length);
+  const data =
+    dtype === 'float32'
+      ? new Float32Array(h.data.length)
+      : dtype === 'int32'
+        ? new Int32Array(h.data.length)
+        : new Uint16Array(h.data.length);
   return new HostTensor(dtype, data, h.shape, h.strides, h.offset);
 };
 const reshape = (t: Tensor, shape: number[]) => HostTensor.zeros(t.dtype, shape);
@@ -106,10 +114,30 @@ test('the good arguments run (the baseline every case below changes one thing of
 test('dtypes: q not bf16/fp16, kCache unlike q, int32 tensors that are not int32', () => {
   rejects((a) => (a.q = retype(a.q, 'float32')), DtypeError, 'q', 'ERR_DTYPE');
   rejects((a) => (a.kCache = retype(a.kCache, 'fp16')), DtypeError, 'kCache', 'ERR_DTYPE');
-  rejects((a) => (a.blockTable = retype(a.blockTable, 'float32')), DtypeError, 'blockTable', 'ERR_DTYPE');
-  rejects((a) => (a.cacheSeqlens = retype(a.cacheSeqlens, 'float32')), DtypeError, 'cacheSeqlens', 'ERR_DTYPE');
-  rejects((a) => (a.options.out = HostTensor.zeros('fp16', [2, 2, 4, HEAD_DIM_V])), DtypeError, 'out', 'ERR_DTYPE');
-  rejects((a) => (a.options.lse = HostTensor.zeros('bf16', [2, 4, 2])), DtypeError, 'lse', 'ERR_DTYPE');
+  rejects(
+    (a) => (a.blockTable = retype(a.blockTable, 'float32')),
+    DtypeError,
+    'blockTable',
+    'ERR_DTYPE',
+  );
+  rejects(
+    (a) => (a.cacheSeqlens = retype(a.cacheSeqlens, 'float32')),
+    DtypeError,
+    'cacheSeqlens',
+    'ERR_DTYPE',
+  );
+  rejects(
+    (a) => (a.options.out = HostTensor.zeros('fp16', [2, 2, 4, HEAD_DIM_V])),
+    DtypeError,
+    'out',
+    'ERR_DTYPE',
+  );
+  rejects(
+    (a) => (a.options.lse = HostTensor.zeros('bf16', [2, 4, 2])),
+    DtypeError,
+    'lse',
+    'ERR_DTYPE',
+  );
 });
 
 test('not a tensor at all', () => {
@@ -118,10 +146,33 @@ test('not a tensor at all', () => {
 });
 
 test('mixing host and device tensors', () => {
-  const fakeDevice = (t: Tensor): Tensor => ({ ...(t as HostTensor), dtype: t.dtype, shape: t.shape, strides: t.strides, device: { kind: 'cuda', ordinal: 0 }, toHost: t.toHost, toHostSync: t.toHostSync });
-  rejects((a) => (a.kCache = fakeDevice(a.kCache)), DeviceMismatchError, 'kCache', 'ERR_DEVICE_MISMATCH');
-  rejects((a) => (a.cacheSeqlens = fakeDevice(a.cacheSeqlens)), DeviceMismatchError, 'cacheSeqlens', 'ERR_DEVICE_MISMATCH');
-  rejects((a) => (a.options.out = fakeDevice(a.options.out as Tensor)), DeviceMismatchError, 'out', 'ERR_DEVICE_MISMATCH');
+  const fakeDevice = (t: Tensor): Tensor => ({
+    ...(t as HostTensor),
+    dtype: t.dtype,
+    shape: t.shape,
+    strides: t.strides,
+    device: { kind: 'cuda', ordinal: 0 },
+    toHost: t.toHost,
+    toHostSync: t.toHostSync,
+  });
+  rejects(
+    (a) => (a.kCache = fakeDevice(a.kCache)),
+    DeviceMismatchError,
+    'kCache',
+    'ERR_DEVICE_MISMATCH',
+  );
+  rejects(
+    (a) => (a.cacheSeqlens = fakeDevice(a.cacheSeqlens)),
+    DeviceMismatchError,
+    'cacheSeqlens',
+    'ERR_DEVICE_MISMATCH',
+  );
+  rejects(
+    (a) => (a.options.out = fakeDevice(a.options.out as Tensor)),
+    DeviceMismatchError,
+    'out',
+    'ERR_DEVICE_MISMATCH',
+  );
 });
 
 test('strides: non-contiguous last dims, non-contiguous cacheSeqlens, misaligned outer strides', () => {
@@ -130,11 +181,21 @@ test('strides: non-contiguous last dims, non-contiguous cacheSeqlens, misaligned
     const n = h.shape.length;
     const strides = [...h.strides];
     strides[n - 1] = 2;
-    return new HostTensor(h.dtype, new (h.data.constructor as Uint16ArrayConstructor)(h.data.length * 2), h.shape, strides.map((s, i) => (i < n - 1 ? s * 2 : 2)));
+    return new HostTensor(
+      h.dtype,
+      new (h.data.constructor as Uint16ArrayConstructor)(h.data.length * 2),
+      h.shape,
+      strides.map((s, i) => (i < n - 1 ? s * 2 : 2)),
+    );
   };
   rejects((a) => (a.q = transposeLast(a.q)), StrideError, 'q', 'ERR_STRIDE');
   rejects((a) => (a.kCache = transposeLast(a.kCache)), StrideError, 'kCache', 'ERR_STRIDE');
-  rejects((a) => (a.blockTable = transposeLast(a.blockTable)), StrideError, 'blockTable', 'ERR_STRIDE');
+  rejects(
+    (a) => (a.blockTable = transposeLast(a.blockTable)),
+    StrideError,
+    'blockTable',
+    'ERR_STRIDE',
+  );
   rejects(
     (a) => (a.cacheSeqlens = new HostTensor('int32', new Int32Array(4), [2], [2])),
     StrideError,
@@ -167,31 +228,101 @@ test('sizes that overflow the kernels index types', () => {
     toHost: t.toHost,
     toHostSync: t.toHostSync,
   });
-  rejects((a) => (a.kCache = huge(a.kCache, [2 ** 31, 64, 2, 576], [64 * 2 * 576, 2 * 576, 576, 1])), LimitError, 'kCache', 'ERR_LIMIT');
-  rejects((a) => (a.q = huge(a.q, [2, 2, 4, 576], [2 ** 53, 4 * 576, 576, 1])), LimitError, 'q', 'ERR_LIMIT');
+  rejects(
+    (a) => (a.kCache = huge(a.kCache, [2 ** 31, 64, 2, 576], [64 * 2 * 576, 2 * 576, 576, 1])),
+    LimitError,
+    'kCache',
+    'ERR_LIMIT',
+  );
+  rejects(
+    (a) => (a.q = huge(a.q, [2, 2, 4, 576], [2 ** 53, 4 * 576, 576, 1])),
+    LimitError,
+    'q',
+    'ERR_LIMIT',
+  );
 });
 
 test('shapes: head dims, block size, h_kv dividing h_q, b, and mismatches between arguments', () => {
   rejects((a) => (a.q = reshape(a.q, [2, 2, 4, 512])), ShapeError, 'q', 'ERR_SHAPE');
   rejects((a) => (a.headDimV = 576), ShapeError, 'headDimV', 'ERR_SHAPE');
-  rejects((a) => (a.kCache = reshape(a.kCache, [a.kCache.shape[0], 32, 2, 576])), ShapeError, 'kCache', 'ERR_SHAPE');
-  rejects((a) => (a.kCache = reshape(a.kCache, [a.kCache.shape[0], 64, 2, 512])), ShapeError, 'kCache', 'ERR_SHAPE');
-  rejects((a) => (a.kCache = reshape(a.kCache, [a.kCache.shape[0], 64, 3, 576])), ShapeError, 'q', 'ERR_SHAPE');
+  rejects(
+    (a) => (a.kCache = reshape(a.kCache, [a.kCache.shape[0], 32, 2, 576])),
+    ShapeError,
+    'kCache',
+    'ERR_SHAPE',
+  );
+  rejects(
+    (a) => (a.kCache = reshape(a.kCache, [a.kCache.shape[0], 64, 2, 512])),
+    ShapeError,
+    'kCache',
+    'ERR_SHAPE',
+  );
+  rejects(
+    (a) => (a.kCache = reshape(a.kCache, [a.kCache.shape[0], 64, 3, 576])),
+    ShapeError,
+    'q',
+    'ERR_SHAPE',
+  );
   rejects((a) => (a.q = reshape(a.q, [3, 2, 4, 576])), ShapeError, 'q', 'ERR_SHAPE');
-  rejects((a) => (a.blockTable = reshape(a.blockTable, [3, 4])), ShapeError, 'blockTable', 'ERR_SHAPE');
-  rejects((a) => (a.cacheSeqlens = HostTensor.zeros('int32', [0])), ShapeError, 'cacheSeqlens', 'ERR_SHAPE');
+  rejects(
+    (a) => (a.blockTable = reshape(a.blockTable, [3, 4])),
+    ShapeError,
+    'blockTable',
+    'ERR_SHAPE',
+  );
+  rejects(
+    (a) => (a.cacheSeqlens = HostTensor.zeros('int32', [0])),
+    ShapeError,
+    'cacheSeqlens',
+    'ERR_SHAPE',
+  );
   rejects((a) => (a.q = reshape(a.q, [2, 0, 4, 576])), ShapeError, 'q', 'ERR_SHAPE');
   rejects((a) => (a.q = reshape(a.q, [2, 2, 4, 576, 1])), ShapeError, 'q', 'ERR_SHAPE');
-  rejects((a) => (a.blockTable = reshape(a.blockTable, [2])), ShapeError, 'blockTable', 'ERR_SHAPE');
-  rejects((a) => (a.options.out = HostTensor.zeros('bf16', [2, 2, 4, 576])), ShapeError, 'out', 'ERR_SHAPE');
-  rejects((a) => (a.options.lse = HostTensor.zeros('float32', [2, 2, 4])), ShapeError, 'lse', 'ERR_SHAPE');
+  rejects(
+    (a) => (a.blockTable = reshape(a.blockTable, [2])),
+    ShapeError,
+    'blockTable',
+    'ERR_SHAPE',
+  );
+  rejects(
+    (a) => (a.options.out = HostTensor.zeros('bf16', [2, 2, 4, 576])),
+    ShapeError,
+    'out',
+    'ERR_SHAPE',
+  );
+  rejects(
+    (a) => (a.options.lse = HostTensor.zeros('float32', [2, 2, 4])),
+    ShapeError,
+    'lse',
+    'ERR_SHAPE',
+  );
 });
 
 test('values: negative lengths, lengths past the table, used block ids outside the cache', () => {
-  rejects((a) => (a.cacheSeqlens as HostTensor).set(-1, 1), ValueError, 'cacheSeqlens[1]', 'ERR_VALUE');
-  rejects((a) => (a.cacheSeqlens as HostTensor).set(a.blockTable.shape[1] * 64 + 1, 0), ValueError, 'cacheSeqlens[0]', 'ERR_VALUE');
-  rejects((a) => (a.blockTable as HostTensor).set(a.kCache.shape[0], 0, 0), ValueError, 'blockTable[0][0]', 'ERR_VALUE');
-  rejects((a) => (a.blockTable as HostTensor).set(-1, 1, 0), ValueError, 'blockTable[1][0]', 'ERR_VALUE');
+  rejects(
+    (a) => (a.cacheSeqlens as HostTensor).set(-1, 1),
+    ValueError,
+    'cacheSeqlens[1]',
+    'ERR_VALUE',
+  );
+  rejects(
+    (a) => (a.cacheSeqlens as HostTensor).set(a.blockTable.shape[1] * 64 + 1, 0),
+    ValueError,
+    'cacheSeqlens[0]',
+    'ERR_VALUE',
+  );
+  rejects(
+    (a) => (a.blockTable as HostTensor).set(a.kCache.shape[0], 0, 0),
+    ValueError,
+    'blockTable[0][0]',
+    'ERR_VALUE',
+  );
+  rejects(
+    (a) => (a.blockTable as HostTensor).set(-1, 1, 0),
+    ValueError,
+    'blockTable[1][0]',
+    'ERR_VALUE',
+  );
 });
 
 test('entries past a sequence are padding, not errors', () => {
@@ -201,7 +332,8 @@ test('entries past a sequence are padding, not errors', () => {
   const metadata = getMlaMetadata(lengths, 4, 2);
   args.tileSchedulerMetadata = metadata.tileSchedulerMetadata;
   args.numSplits = metadata.numSplits;
-  for (let j = 1; j < args.blockTable.shape[1]; j++) (args.blockTable as HostTensor).set(-123456, 0, j);
+  for (let j = 1; j < args.blockTable.shape[1]; j++)
+    (args.blockTable as HostTensor).set(-123456, 0, j);
   call(args);
   assert.ok(Array.from(args.out.toFloat64Array()).every(Number.isFinite));
 });
@@ -216,28 +348,54 @@ test('options: softmaxScale not finite or <= 0, causal not boolean', () => {
 test('metadata made for another batch size or head layout, or not by getMlaMetadata', () => {
   const other = (lengths: number[], rows: number, heads: number) =>
     getMlaMetadata(HostTensor.fromValues('int32', [lengths.length], lengths), rows, heads);
-  rejects((a) => {
-    const m = other([70, 70, 70], 4, 2);
-    a.tileSchedulerMetadata = m.tileSchedulerMetadata;
-    a.numSplits = m.numSplits;
-  }, MetadataMismatchError, 'numSplits', 'ERR_METADATA_MISMATCH');
-  rejects((a) => {
-    const m = other([70, 70], 8, 1);
-    a.tileSchedulerMetadata = m.tileSchedulerMetadata;
-    a.numSplits = m.numSplits;
-  }, MetadataMismatchError, 'tileSchedulerMetadata', 'ERR_METADATA_MISMATCH');
-  rejects((a) => {
-    a.numSplits = other([70, 70], 4, 2).numSplits;
-  }, MetadataMismatchError, 'numSplits', 'ERR_METADATA_MISMATCH');
-  rejects((a) => {
-    a.tileSchedulerMetadata = (a.tileSchedulerMetadata as HostTensor).contiguous();
-  }, MetadataMismatchError, 'tileSchedulerMetadata', 'ERR_METADATA_MISMATCH');
+  rejects(
+    (a) => {
+      const m = other([70, 70, 70], 4, 2);
+      a.tileSchedulerMetadata = m.tileSchedulerMetadata;
+      a.numSplits = m.numSplits;
+    },
+    MetadataMismatchError,
+    'numSplits',
+    'ERR_METADATA_MISMATCH',
+  );
+  rejects(
+    (a) => {
+      const m = other([70, 70], 8, 1);
+      a.tileSchedulerMetadata = m.tileSchedulerMetadata;
+      a.numSplits = m.numSplits;
+    },
+    MetadataMismatchError,
+    'tileSchedulerMetadata',
+    'ERR_METADATA_MISMATCH',
+  );
+  rejects(
+    (a) => {
+      a.numSplits = other([70, 70], 4, 2).numSplits;
+    },
+    MetadataMismatchError,
+    'numSplits',
+    'ERR_METADATA_MISMATCH',
+  );
+  rejects(
+    (a) => {
+      a.tileSchedulerMetadata = (a.tileSchedulerMetadata as HostTensor).contiguous();
+    },
+    MetadataMismatchError,
+    'tileSchedulerMetadata',
+    'ERR_METADATA_MISMATCH',
+  );
 });
 
 test('getMlaMetadata checks its own arguments', () => {
   const lengths = HostTensor.fromValues('int32', [2], [5, 6]);
-  assert.throws(() => getMlaMetadata(lengths, 0, 1), (e: unknown) => e instanceof OptionError && e.argument === 'numQRowsPerKvHead');
-  assert.throws(() => getMlaMetadata(lengths, 4, 1.5), (e: unknown) => e instanceof OptionError && e.argument === 'numHeadsK');
+  assert.throws(
+    () => getMlaMetadata(lengths, 0, 1),
+    (e: unknown) => e instanceof OptionError && e.argument === 'numQRowsPerKvHead',
+  );
+  assert.throws(
+    () => getMlaMetadata(lengths, 4, 1.5),
+    (e: unknown) => e instanceof OptionError && e.argument === 'numHeadsK',
+  );
   assert.throws(() => getMlaMetadata(HostTensor.zeros('float32', [2]), 4, 1), DtypeError);
   assert.throws(() => getMlaMetadata(HostTensor.zeros('int32', [2, 1]), 4, 1), ShapeError);
 });

@@ -46,7 +46,8 @@ test('pairwise sample of the grid (fixed seed)', () => {
       softmaxScale: [undefined, 0.5, 192 ** -0.5],
     },
     random,
-    (row) => cost({ ...row, numHeadsQ: row.heads[0], numHeadsKv: row.heads[1] } as ProblemConfig) <= 40000,
+    (row) =>
+      cost({ ...row, numHeadsQ: row.heads[0], numHeadsKv: row.heads[1] } as ProblemConfig) <= 40000,
   );
   assert.ok(rows.length >= 40, `the design has ${rows.length} rows`);
   for (const row of rows) {

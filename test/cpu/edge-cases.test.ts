@@ -11,7 +11,8 @@ import { generateProblem, type Problem, type ProblemConfig } from '../../src/ver
 import { assertHostDecodeMatches, decodeOnHost } from '../support/decode.js';
 
 const base: ProblemConfig = { batch: 3, seqlenQ: 2, numHeadsQ: 16, numHeadsKv: 1, meanLength: 70 };
-const problem = (config: Partial<ProblemConfig>, seed = 1) => generateProblem({ ...base, ...config }, new Random(seed));
+const problem = (config: Partial<ProblemConfig>, seed = 1) =>
+  generateProblem({ ...base, ...config }, new Random(seed));
 
 test('1. NaN/Inf in unattended rows: tails, spare blocks, and one token of another sequence', () => {
   // The generator poisons tails and spare blocks; poison one attended token of sequence 0 too:
@@ -35,7 +36,12 @@ test('2. huge, negative and zero block-table entries past each sequence are neve
 });
 
 test('3. zero-length sequences: all, some, first/middle/last, and an empty pool', () => {
-  for (const lengths of [[0, 0, 0], [0, 70, 5], [70, 0, 5], [70, 5, 0]]) {
+  for (const lengths of [
+    [0, 0, 0],
+    [0, 70, 5],
+    [70, 0, 5],
+    [70, 5, 0],
+  ]) {
     assertHostDecodeMatches(problem({ lengths }), `lengths ${lengths}`);
   }
   const empty = problem({ lengths: [0, 0, 0], spareBlocks: 0 });
@@ -65,12 +71,21 @@ test('5. causal with s_q = 1 equals non-causal, bitwise', () => {
 });
 
 test('6. h_q not a multiple of 64, and more than 64 rows per KV head', () => {
-  assertHostDecodeMatches(problem({ numHeadsQ: 63, numHeadsKv: 3, seqlenQ: 4, lengths: [20, 65, 1] }), '63/3');
-  assertHostDecodeMatches(problem({ numHeadsQ: 9, numHeadsKv: 1, seqlenQ: 16, lengths: [40, 20, 17], causal: true }), '144 rows');
+  assertHostDecodeMatches(
+    problem({ numHeadsQ: 63, numHeadsKv: 3, seqlenQ: 4, lengths: [20, 65, 1] }),
+    '63/3',
+  );
+  assertHostDecodeMatches(
+    problem({ numHeadsQ: 9, numHeadsKv: 1, seqlenQ: 16, lengths: [40, 20, 17], causal: true }),
+    '144 rows',
+  );
 });
 
 test('7. lengths at block boundaries, and L = s_q', () => {
-  assertHostDecodeMatches(problem({ batch: 6, lengths: [1, 63, 64, 65, 127, 128], numHeadsQ: 3 }), 'boundaries');
+  assertHostDecodeMatches(
+    problem({ batch: 6, lengths: [1, 63, 64, 65, 127, 128], numHeadsQ: 3 }),
+    'boundaries',
+  );
   assertHostDecodeMatches(problem({ lengths: [2, 2, 2], causal: true }), 'L = s_q');
 });
 
@@ -85,8 +100,14 @@ test('8. one very long sequence among short ones is split and recombined', () =>
 
 test('9. more splits than blocks, splits whose lse is -inf, and many splits', () => {
   // 132 parts for 3 blocks; with causal s_q = 16 the last block's split holds nothing for early rows.
-  assertHostDecodeMatches(problem({ batch: 1, lengths: [130], seqlenQ: 16, numHeadsQ: 1, causal: true }), 'empty splits');
-  assertHostDecodeMatches(problem({ batch: 1, lengths: [64 * 140], seqlenQ: 1, numHeadsQ: 1 }), '133 splits');
+  assertHostDecodeMatches(
+    problem({ batch: 1, lengths: [130], seqlenQ: 16, numHeadsQ: 1, causal: true }),
+    'empty splits',
+  );
+  assertHostDecodeMatches(
+    problem({ batch: 1, lengths: [64 * 140], seqlenQ: 1, numHeadsQ: 1 }),
+    '133 splits',
+  );
 });
 
 test('10. structured data: q = 0, constant V, one-hot score, very negative scores', () => {
@@ -115,7 +136,8 @@ test('10. structured data: q = 0, constant V, one-hot score, very negative score
   const hotBlock = h.blockTable.get(0, 1);
   h.kCache.set(2000, hotBlock, hot - 64, 0, HEAD_DIM_K - 1);
   const oneHot = decodeOnHost(h);
-  for (let ch = 0; ch < HEAD_DIM_V; ch++) assert.equal(oneHot.out.get(0, 0, 0, ch), h.kCache.get(hotBlock, hot - 64, 0, ch));
+  for (let ch = 0; ch < HEAD_DIM_V; ch++)
+    assert.equal(oneHot.out.get(0, 0, 0, ch), h.kCache.get(hotBlock, hot - 64, 0, ch));
 
   // q = -alpha * K_0: every score very negative; the answer is still right.
   const n = problem({ batch: 1, lengths: [90], seqlenQ: 1, numHeadsQ: 2 }, 4);
@@ -133,9 +155,18 @@ test('13. metadata computed once and reused across layers gives bitwise-equal re
   const p = problem({ varlen: 'normal', batch: 4 });
   const metadata = getMlaMetadata(p.cacheSeqlens, 32, 1);
   const run = () =>
-    flashMlaWithKvcache(p.q, p.kCache, p.blockTable, p.cacheSeqlens, HEAD_DIM_V, metadata.tileSchedulerMetadata, metadata.numSplits, {
-      causal: true,
-    });
+    flashMlaWithKvcache(
+      p.q,
+      p.kCache,
+      p.blockTable,
+      p.cacheSeqlens,
+      HEAD_DIM_V,
+      metadata.tileSchedulerMetadata,
+      metadata.numSplits,
+      {
+        causal: true,
+      },
+    );
   const first = run();
   for (let layer = 0; layer < 3; layer++) {
     const again = run();
@@ -151,7 +182,11 @@ test('14. permuting the batch permutes the outputs', () => {
     ...p,
     q: gatherBatch(p.q, order),
     blockTable: gatherBatch(p.blockTable.contiguous(), order),
-    cacheSeqlens: HostTensor.fromValues('int32', [4], order.map((i) => p.lengths[i])),
+    cacheSeqlens: HostTensor.fromValues(
+      'int32',
+      [4],
+      order.map((i) => p.lengths[i]),
+    ),
   };
   const a = decodeOnHost(p);
   const b = decodeOnHost(permuted);

@@ -5,7 +5,14 @@ import { referenceDecode } from '../../src/cpu/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 
 /** A tiny problem: every q and cache value 0 unless set; unused cache rows NaN. */
-function tiny(options: { batch?: number; seqlenQ?: number; numHeadsQ?: number; numHeadsKv?: number; lengths: number[]; numBlocks?: number }) {
+function tiny(options: {
+  batch?: number;
+  seqlenQ?: number;
+  numHeadsQ?: number;
+  numHeadsKv?: number;
+  lengths: number[];
+  numBlocks?: number;
+}) {
   const { batch = 1, seqlenQ = 1, numHeadsQ = 1, numHeadsKv = 1, lengths } = options;
   const maxBlocks = Math.max(1, ...lengths.map((l) => Math.ceil(l / 64)));
   const numBlocks = options.numBlocks ?? batch * maxBlocks;
@@ -17,7 +24,13 @@ function tiny(options: { batch?: number; seqlenQ?: number; numHeadsQ?: number; n
 }
 
 /** Sets the cache row of token t of a sequence to zeros plus the given channels. */
-function setKey(p: ReturnType<typeof tiny>, batch: number, t: number, head: number, channels: Record<number, number>) {
+function setKey(
+  p: ReturnType<typeof tiny>,
+  batch: number,
+  t: number,
+  head: number,
+  channels: Record<number, number>,
+) {
   const block = p.blockTable.get(batch, Math.floor(t / 64));
   for (let c = 0; c < HEAD_DIM_K; c++) p.kCache.set(channels[c] ?? 0, block, t % 64, head, c);
 }
@@ -50,7 +63,7 @@ test('two keys: softmax weights by hand', () => {
 
 test('equal scores over n keys: lse = score + ln n, out = mean of V', () => {
   const p = tiny({ lengths: [130], numBlocks: 5 });
-  [4, 0, 2].forEach((block, j) => p.blockTable.set(block, 0, j)); // paged, out of order
+  for (const [j, block] of [4, 0, 2].entries()) p.blockTable.set(block, 0, j); // paged, out of order
   for (let t = 0; t < 130; t++) setKey(p, 0, t, 0, { 0: 1, 5: t });
   p.q.set(0.5, 0, 0, 0, 0);
   const { outExact, lse } = referenceDecode(p);
@@ -92,7 +105,10 @@ test('query heads read their group KV head', () => {
   setKey(p, 0, 0, 0, { 0: 7 });
   setKey(p, 0, 0, 1, { 0: -3 });
   const { out } = referenceDecode(p);
-  assert.deepEqual([0, 1, 2, 3].map((h) => out.get(0, 0, h, 0)), [7, 7, -3, -3]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((h) => out.get(0, 0, h, 0)),
+    [7, 7, -3, -3],
+  );
 });
 
 test('empty sequences give out 0 and lse +inf; NaN in unattended rows never leaks', () => {
@@ -128,5 +144,6 @@ test('the low-precision reference stays close to float64 on ordinary data', () =
   p.q.set(-0.5, 0, 0, 0, 1);
   const exact = referenceDecode(p);
   const low = referenceDecode(p, 'low');
-  for (let c = 0; c < 3; c++) assert.ok(Math.abs(low.out.get(0, 0, 0, c) - exact.outExact[c]) < 1e-2);
+  for (let c = 0; c < 3; c++)
+    assert.ok(Math.abs(low.out.get(0, 0, 0, c) - exact.outExact[c]) < 1e-2);
 });

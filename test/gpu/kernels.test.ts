@@ -28,18 +28,32 @@ gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
   ];
   for (let trial = 0; trial < 60; trial++) {
     cases.push({
-      lengths: drawLengths(random, random.pick([1, 2, 6, 64, 128, 132, 133, 1000, 5000]), random.pick([1, 20, 140, 4096, 16384]), random.pick(['off', 'normal', 'half-empty'] as const), 1),
+      lengths: drawLengths(
+        random,
+        random.pick([1, 2, 6, 64, 128, 132, 133, 1000, 5000]),
+        random.pick([1, 20, 140, 4096, 16384]),
+        random.pick(['off', 'normal', 'half-empty'] as const),
+        1,
+      ),
       rows: random.pick([1, 16, 64, 65, 128, 256, 1024]),
       heads: random.pick([1, 2, 3, 8]),
     });
   }
   for (const { lengths, rows, heads } of cases) {
-    const seqlens = DeviceTensor.fromHost(backend.device, new HostTensor('int32', lengths, [lengths.length]), backend.stream);
+    const seqlens = DeviceTensor.fromHost(
+      backend.device,
+      new HostTensor('int32', lengths, [lengths.length]),
+      backend.stream,
+    );
     const metadata = getMlaMetadata(seqlens, rows, heads);
     const parts = numSmPartsFor(backend.device.multiProcessorCount, rows, heads);
     const expected = computeTileSchedule(lengths, parts);
     const label = `seed ${SUITE_SEED}, b=${lengths.length} rows=${rows} h_kv=${heads}`;
-    assert.deepEqual(metadata.tileSchedulerMetadata.toHostSync().data, expected.tileSchedulerMetadata, label);
+    assert.deepEqual(
+      metadata.tileSchedulerMetadata.toHostSync().data,
+      expected.tileSchedulerMetadata,
+      label,
+    );
     assert.deepEqual(metadata.numSplits.toHostSync().data, expected.numSplits, label);
     metadata.dispose();
     seqlens.dispose();
@@ -48,14 +62,24 @@ gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
 
 gpuTest('metadata refuses batches beyond the scheduler kernel shared memory', (backend) => {
   const seqlens = DeviceTensor.empty(backend.device, 'int32', [MAX_SCHEDULER_BATCH + 1]);
-  assert.throws(() => getMlaMetadata(seqlens, 16, 1), (e: unknown) => e instanceof LimitError && e.argument === 'cacheSeqlens');
+  assert.throws(
+    () => getMlaMetadata(seqlens, 16, 1),
+    (e: unknown) => e instanceof LimitError && e.argument === 'cacheSeqlens',
+  );
   seqlens.dispose();
 });
 
 gpuTest('GPU oracle == float64 reference on small shapes', (backend) => {
   const random = new Random(SUITE_SEED + 1);
   for (let trial = 0; trial < 24; trial++) {
-    const [numHeadsQ, numHeadsKv] = random.pick([[1, 1], [3, 1], [9, 3], [16, 1], [64, 8], [128, 2]] as const);
+    const [numHeadsQ, numHeadsKv] = random.pick([
+      [1, 1],
+      [3, 1],
+      [9, 3],
+      [16, 1],
+      [64, 8],
+      [128, 2],
+    ] as const);
     const problem = generateProblem(
       {
         batch: random.pick([1, 2, 6]),
@@ -77,93 +101,121 @@ gpuTest('GPU oracle == float64 reference on small shapes', (backend) => {
   }
 });
 
-gpuTest('combine kernel alone over 1..133 splits, including splits whose lse is -inf', (backend) => {
-  const random = new Random(SUITE_SEED + 2);
-  const splitCounts = [1, 2, 3, 7, 32, 33, 64, 100, 133];
-  const batch = splitCounts.length;
-  const numHeadsKv = 2;
-  const groupSize = 3;
-  const seqlenQ = 2;
-  const rows = seqlenQ * groupSize;
-  const numSplits = new Int32Array(batch + 1);
-  splitCounts.forEach((n, i) => (numSplits[i + 1] = numSplits[i] + n));
-  const totalSplits = numSplits[batch];
-  const oAccum = new Float32Array(totalSplits * numHeadsKv * rows * HEAD_DIM_V).map(() => random.normal());
-  const lseAccum = new Float32Array(totalSplits * numHeadsKv * rows).map(() => (random.uniform() < 0.2 ? Number.NEGATIVE_INFINITY : random.normal() * 3));
-  // One row of the 3-split sequence has only empty splits: out 0, lse +inf.
-  for (let s = numSplits[2]; s < numSplits[3]; s++) lseAccum[(s * numHeadsKv + 1) * rows + 4] = Number.NEGATIVE_INFINITY;
+gpuTest(
+  'combine kernel alone over 1..133 splits, including splits whose lse is -inf',
+  (backend) => {
+    const random = new Random(SUITE_SEED + 2);
+    const splitCounts = [1, 2, 3, 7, 32, 33, 64, 100, 133];
+    const batch = splitCounts.length;
+    const numHeadsKv = 2;
+    const groupSize = 3;
+    const seqlenQ = 2;
+    const rows = seqlenQ * groupSize;
+    const numSplits = new Int32Array(batch + 1);
+    for (let i = 0; i < batch; i++) numSplits[i + 1] = numSplits[i] + splitCounts[i];
+    const totalSplits = numSplits[batch];
+    const oAccum = new Float32Array(totalSplits * numHeadsKv * rows * HEAD_DIM_V).map(() =>
+      random.normal(),
+    );
+    const lseAccum = new Float32Array(totalSplits * numHeadsKv * rows).map(() =>
+      random.uniform() < 0.2 ? Number.NEGATIVE_INFINITY : random.normal() * 3,
+    );
+    // One row of the 3-split sequence has only empty splits: out 0, lse +inf.
+    for (let s = numSplits[2]; s < numSplits[3]; s++)
+      lseAccum[(s * numHeadsKv + 1) * rows + 4] = Number.NEGATIVE_INFINITY;
 
-  const device = backend.device;
-  const up = (t: HostTensor) => DeviceTensor.fromHost(device, t, backend.stream);
-  const dNumSplits = up(new HostTensor('int32', numSplits, [batch + 1]));
-  const dO = up(new HostTensor('float32', oAccum, [oAccum.length]));
-  const dLse = up(new HostTensor('float32', lseAccum, [lseAccum.length]));
-  const out = DeviceTensor.empty(device, 'bf16', [batch, seqlenQ, numHeadsKv * groupSize, HEAD_DIM_V]);
-  const lse = DeviceTensor.empty(device, 'float32', [batch, numHeadsKv * groupSize, seqlenQ]);
-  out.fillNaN(backend.stream);
-  lse.fillNaN(backend.stream);
-  const shape = {
-    dtype: 'bf16' as const,
-    device: out.device,
-    batch,
-    seqlenQ,
-    numHeadsQ: numHeadsKv * groupSize,
-    numHeadsKv,
-    groupSize,
-    rowsPerKvHead: rows,
-    numBlocks: 1,
-    maxBlocksPerSeq: 1,
-    softmaxScale: 1,
-    causal: false,
-  };
-  const attention = {
-    'shape.batch': batch,
-    'shape.seqlen_q': seqlenQ,
-    'shape.num_heads_q': shape.numHeadsQ,
-    'shape.num_heads_kv': numHeadsKv,
-    'shape.group_size': groupSize,
-    'shape.rows_per_kv_head': rows,
-    'shape.out_batch_stride': out.strides[0],
-    'shape.out_row_stride': out.strides[1],
-    'shape.out_head_stride': out.strides[2],
-  };
-  launchCombine(backend.kernels, backend.stream, { shape, attention, numSplits: dNumSplits.ptr, oAccum: dO.ptr, lseAccum: dLse.ptr, out: out.ptr, lse: lse.ptr });
-  const gotOut = out.toHostSync();
-  const gotLse = lse.toHostSync();
-  for (const t of [dNumSplits, dO, dLse, out, lse]) t.dispose();
+    const device = backend.device;
+    const up = (t: HostTensor) => DeviceTensor.fromHost(device, t, backend.stream);
+    const dNumSplits = up(new HostTensor('int32', numSplits, [batch + 1]));
+    const dO = up(new HostTensor('float32', oAccum, [oAccum.length]));
+    const dLse = up(new HostTensor('float32', lseAccum, [lseAccum.length]));
+    const out = DeviceTensor.empty(device, 'bf16', [
+      batch,
+      seqlenQ,
+      numHeadsKv * groupSize,
+      HEAD_DIM_V,
+    ]);
+    const lse = DeviceTensor.empty(device, 'float32', [batch, numHeadsKv * groupSize, seqlenQ]);
+    out.fillNaN(backend.stream);
+    lse.fillNaN(backend.stream);
+    const shape = {
+      dtype: 'bf16' as const,
+      device: out.device,
+      batch,
+      seqlenQ,
+      numHeadsQ: numHeadsKv * groupSize,
+      numHeadsKv,
+      groupSize,
+      rowsPerKvHead: rows,
+      numBlocks: 1,
+      maxBlocksPerSeq: 1,
+      softmaxScale: 1,
+      causal: false,
+    };
+    const attention = {
+      'shape.batch': batch,
+      'shape.seqlen_q': seqlenQ,
+      'shape.num_heads_q': shape.numHeadsQ,
+      'shape.num_heads_kv': numHeadsKv,
+      'shape.group_size': groupSize,
+      'shape.rows_per_kv_head': rows,
+      'shape.out_batch_stride': out.strides[0],
+      'shape.out_row_stride': out.strides[1],
+      'shape.out_head_stride': out.strides[2],
+    };
+    launchCombine(backend.kernels, backend.stream, {
+      shape,
+      attention,
+      numSplits: dNumSplits.ptr,
+      oAccum: dO.ptr,
+      lseAccum: dLse.ptr,
+      out: out.ptr,
+      lse: lse.ptr,
+    });
+    const gotOut = out.toHostSync();
+    const gotLse = lse.toHostSync();
+    for (const t of [dNumSplits, dO, dLse, out, lse]) t.dispose();
 
-  for (let i = 0; i < batch; i++) {
-    if (splitCounts[i] === 1) {
-      // Single-split sequences are the decode kernel's to write: the combine leaves them alone.
-      assert.ok(Number.isNaN(gotLse.get(i, 0, 0)), 'a one-split sequence is not touched');
-      continue;
-    }
-    for (let kv = 0; kv < numHeadsKv; kv++) {
-      for (let m = 0; m < rows; m++) {
-        const at = (s: number) => ((numSplits[i] + s) * numHeadsKv + kv) * rows + m;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let s = 0; s < splitCounts[i]; s++) max = Math.max(max, lseAccum[at(s)]);
-        const head = kv * groupSize + (m % groupSize);
-        const q = Math.floor(m / groupSize);
-        if (max === Number.NEGATIVE_INFINITY) {
-          assert.equal(gotLse.get(i, head, q), Number.POSITIVE_INFINITY);
-          assert.equal(gotOut.get(i, q, head, 0), 0);
-          continue;
-        }
-        let sum = 0;
-        for (let s = 0; s < splitCounts[i]; s++) sum += Math.exp(lseAccum[at(s)] - max);
-        const wantLse = max + Math.log(sum);
-        assert.ok(Math.abs(gotLse.get(i, head, q) - wantLse) <= 1e-5 * Math.max(1, Math.abs(wantLse)), `lse of sequence ${i} row ${m}`);
-        for (const c of [0, 1, 255, 511]) {
-          let want = 0;
-          for (let s = 0; s < splitCounts[i]; s++) want += Math.exp(lseAccum[at(s)] - wantLse) * oAccum[at(s) * HEAD_DIM_V + c];
-          const got = gotOut.get(i, q, head, c);
-          assert.ok(Math.abs(got - want) <= 8e-4 + Math.abs(want) * (2.01 / 128), `out of sequence ${i} row ${m} channel ${c}: ${got} vs ${want}`);
+    for (let i = 0; i < batch; i++) {
+      if (splitCounts[i] === 1) {
+        // Single-split sequences are the decode kernel's to write: the combine leaves them alone.
+        assert.ok(Number.isNaN(gotLse.get(i, 0, 0)), 'a one-split sequence is not touched');
+        continue;
+      }
+      for (let kv = 0; kv < numHeadsKv; kv++) {
+        for (let m = 0; m < rows; m++) {
+          const at = (s: number) => ((numSplits[i] + s) * numHeadsKv + kv) * rows + m;
+          let max = Number.NEGATIVE_INFINITY;
+          for (let s = 0; s < splitCounts[i]; s++) max = Math.max(max, lseAccum[at(s)]);
+          const head = kv * groupSize + (m % groupSize);
+          const q = Math.floor(m / groupSize);
+          if (max === Number.NEGATIVE_INFINITY) {
+            assert.equal(gotLse.get(i, head, q), Number.POSITIVE_INFINITY);
+            assert.equal(gotOut.get(i, q, head, 0), 0);
+            continue;
+          }
+          let sum = 0;
+          for (let s = 0; s < splitCounts[i]; s++) sum += Math.exp(lseAccum[at(s)] - max);
+          const wantLse = max + Math.log(sum);
+          assert.ok(
+            Math.abs(gotLse.get(i, head, q) - wantLse) <= 1e-5 * Math.max(1, Math.abs(wantLse)),
+            `lse of sequence ${i} row ${m}`,
+          );
+          for (const c of [0, 1, 255, 511]) {
+            let want = 0;
+            for (let s = 0; s < splitCounts[i]; s++)
+              want += Math.exp(lseAccum[at(s)] - wantLse) * oAccum[at(s) * HEAD_DIM_V + c];
+            const got = gotOut.get(i, q, head, c);
+            assert.ok(
+              Math.abs(got - want) <= 8e-4 + Math.abs(want) * (2.01 / 128),
+              `out of sequence ${i} row ${m} channel ${c}: ${got} vs ${want}`,
+            );
+          }
         }
       }
     }
-  }
-});
+  },
+);
 
 gpuTest('a TMA tile copy through a tensor map encoded in TypeScript', (backend) => {
   const rows = 100;
@@ -193,4 +245,3 @@ gpuTest('a TMA tile copy through a tensor map encoded in TypeScript', (backend) 
   src.dispose();
   dst.dispose();
 });
-

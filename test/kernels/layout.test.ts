@@ -10,9 +10,15 @@ import { PARAM_LAYOUTS } from '../../src/kernels/layout.js';
 
 const missing = missingBinariesReason();
 
-test('every parameter struct: size, alignment and field offsets match params.h', { skip: missing ?? false }, () => {
+test('every parameter struct: size, alignment and field offsets match params.h', {
+  skip: missing ?? false,
+}, () => {
   const layout = readLayoutFile();
-  assert.deepEqual(Object.keys(PARAM_LAYOUTS).sort(), Object.keys(layout.structs).sort(), 'the same structs');
+  assert.deepEqual(
+    Object.keys(PARAM_LAYOUTS).sort(),
+    Object.keys(layout.structs).sort(),
+    'the same structs',
+  );
   for (const [name, c] of Object.entries(layout.structs)) {
     const ts = PARAM_LAYOUTS[name];
     assert.equal(ts.size, c.size, `${name}: sizeof`);
@@ -23,7 +29,11 @@ test('every parameter struct: size, alignment and field offsets match params.h',
       assert.equal(ts.fields[field].offset, offset, `${name}.${field}: offset`);
       assert.equal(ts.fields[field].type, type, `${name}.${field}: type`);
     }
-    assert.equal(Object.keys(ts.fields).length, Object.values(c.fields).filter((f) => f.type !== 'AttentionShape').length, `${name}: no extra fields`);
+    assert.equal(
+      Object.keys(ts.fields).length,
+      Object.values(c.fields).filter((f) => f.type !== 'AttentionShape').length,
+      `${name}: no extra fields`,
+    );
   }
 });
 
@@ -38,6 +48,8 @@ test('config.h constants equal src/config.ts', { skip: missing ?? false }, () =>
   assert.equal(constants.kMaxSchedulerBatch, config.MAX_SCHEDULER_BATCH);
 });
 
-test('kernel binaries are present after the build (CI builds them with nvcc)', { skip: process.env.CI ? false : 'only required in CI' }, () => {
+test('kernel binaries are present after the build (CI builds them with nvcc)', {
+  skip: process.env.CI ? false : 'only required in CI',
+}, () => {
   assert.equal(missing, null);
 });

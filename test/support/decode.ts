@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
 import { HEAD_DIM_V } from '../../src/config.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
-import { comparePrecision } from '../../src/verify/precision.js';
+import { judgeDecode } from '../../src/verify/precision.js';
 import type { Problem } from '../../src/verify/problems.js';
 
 /** Runs a host problem through the public API (CPU backend), outputs NaN-prefilled. */
@@ -14,12 +13,21 @@ export function decodeOnHost(problem: Problem) {
   const metadata = getMlaMetadata(cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
   const out = HostTensor.full(q.dtype, [batch, seqlenQ, numHeadsQ, HEAD_DIM_V], Number.NaN);
   const lse = HostTensor.full('float32', [batch, numHeadsQ, seqlenQ], Number.NaN);
-  const result = flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata.tileSchedulerMetadata, metadata.numSplits, {
-    softmaxScale,
-    causal,
-    out,
-    lse,
-  });
+  const result = flashMlaWithKvcache(
+    q,
+    kCache,
+    blockTable,
+    cacheSeqlens,
+    HEAD_DIM_V,
+    metadata.tileSchedulerMetadata,
+    metadata.numSplits,
+    {
+      softmaxScale,
+      causal,
+      out,
+      lse,
+    },
+  );
   assert.equal(result.out, out, 'the preallocated out is the one returned');
   return { out, lse, metadata };
 }
@@ -31,8 +39,9 @@ export function describeProblem(problem: Problem): string {
 
 /** Decodes on the host and asserts the precision rule against the float64 reference. */
 export function assertHostDecodeMatches(problem: Problem, label = ''): void {
-  const actual = decodeOnHost(problem);
-  const reference = referenceDecode(problem);
-  const report = comparePrecision(actual, reference);
-  assert.ok(report.ok, `${label} ${describeProblem(problem)} seed=?\n${report.failures.join('\n')}`);
+  const verdict = judgeDecode(decodeOnHost(problem), problem);
+  assert.ok(
+    verdict.ok,
+    `${label} ${describeProblem(problem)}: ${verdict.summary}\n${verdict.report.failures.join('\n')}`,
+  );
 }

@@ -13,7 +13,8 @@ test('bf16: every bit pattern survives decode then encode (NaNs stay NaN)', () =
   for (let bits = 0; bits < 65536; bits++) {
     const value = bf16BitsToFloat32(bits);
     const back = float32ToBf16Bits(value);
-    if (Number.isNaN(value)) assert.ok(Number.isNaN(bf16BitsToFloat32(back)), `NaN pattern ${bits}`);
+    if (Number.isNaN(value))
+      assert.ok(Number.isNaN(bf16BitsToFloat32(back)), `NaN pattern ${bits}`);
     else assert.equal(back, bits, `pattern ${bits.toString(16)}`);
   }
 });
@@ -22,7 +23,8 @@ test('fp16: every bit pattern survives decode then encode (NaNs stay NaN)', () =
   for (let bits = 0; bits < 65536; bits++) {
     const value = fp16BitsToFloat32(bits);
     const back = float32ToFp16Bits(value);
-    if (Number.isNaN(value)) assert.ok(Number.isNaN(fp16BitsToFloat32(back)), `NaN pattern ${bits}`);
+    if (Number.isNaN(value))
+      assert.ok(Number.isNaN(fp16BitsToFloat32(back)), `NaN pattern ${bits}`);
     else assert.equal(back, bits, `pattern ${bits.toString(16)}`);
   }
 });
@@ -72,7 +74,7 @@ test('fp16: normals, ties to even, overflow and subnormals', () => {
 });
 
 test('array helpers agree with the scalar conversions', () => {
-  const values = [0, 1, -1.5, 3.14159, 1e-6, -65504, 1e10, Number.NaN, Number.POSITIVE_INFINITY];
+  const values = [0, 1, -1.5, 2.71875, 1e-6, -65504, 1e10, Number.NaN, Number.POSITIVE_INFINITY];
   for (const kind of ['bf16', 'fp16'] as const) {
     const bits = encodeHalfArray(kind, values);
     const decoded = decodeHalfArray(kind, bits);
@@ -80,7 +82,10 @@ test('array helpers agree with the scalar conversions', () => {
     const scalarDecode = kind === 'bf16' ? bf16BitsToFloat32 : fp16BitsToFloat32;
     values.forEach((value, i) => {
       assert.equal(bits[i], scalarEncode(value));
-      assert.ok(Object.is(decoded[i], scalarDecode(bits[i])) || (Number.isNaN(decoded[i]) && Number.isNaN(scalarDecode(bits[i]))));
+      assert.ok(
+        Object.is(decoded[i], scalarDecode(bits[i])) ||
+          (Number.isNaN(decoded[i]) && Number.isNaN(scalarDecode(bits[i]))),
+      );
     });
   }
 });

@@ -39,7 +39,8 @@ test('transposed views iterate in logical order', () => {
   const transposed = t.view([4, 3, 2], [1, 4, 12]);
   const flat = transposed.toFloat64Array();
   let i = 0;
-  for (let a = 0; a < 4; a++) for (let b = 0; b < 3; b++) for (let c = 0; c < 2; c++) assert.equal(flat[i++], t.get(c, b, a));
+  for (let a = 0; a < 4; a++)
+    for (let b = 0; b < 3; b++) for (let c = 0; c < 2; c++) assert.equal(flat[i++], t.get(c, b, a));
 });
 
 test('storage type and size are checked', () => {
@@ -64,5 +65,8 @@ test('the PRNG is deterministic per seed and roughly normal', () => {
   assert.ok(Math.abs(sum / n) < 0.03);
   assert.ok(Math.abs(squares / n - 1) < 0.05);
   const permutation = new Random(1).permutation(50);
-  assert.deepEqual([...permutation].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    [...permutation].sort((x, y) => x - y),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 });

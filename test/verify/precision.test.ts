@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { referenceDecode } from '../../src/cpu/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { pairwiseDesign } from '../../src/verify/pairwise.js';
-import { comparePrecision } from '../../src/verify/precision.js';
+import { comparePrecision, judgeDecode } from '../../src/verify/precision.js';
+import { generateProblem } from '../../src/verify/problems.js';
 
 function pair(values: number[], lses: number[]) {
   return {
@@ -30,7 +32,12 @@ test('the precision rule accepts rounding noise and rejects real errors', () => 
   const nan = [...values];
   nan[7] = Number.NaN;
   assert.ok(!comparePrecision(pair(nan, [1.5, Number.POSITIVE_INFINITY]), reference).ok);
-  assert.ok(comparePrecision(pair(nan, [1.5, Number.POSITIVE_INFINITY]), pair(nan, [1.5, Number.POSITIVE_INFINITY])).ok);
+  assert.ok(
+    comparePrecision(
+      pair(nan, [1.5, Number.POSITIVE_INFINITY]),
+      pair(nan, [1.5, Number.POSITIVE_INFINITY]),
+    ).ok,
+  );
   // Many small errors within per-element tolerance but all of one sign fail the cosine test.
   const drifted = values.map((x) => x * 1.01);
   assert.ok(!comparePrecision(pair(drifted, [1.5, Number.POSITIVE_INFINITY]), reference).ok);
@@ -47,10 +54,63 @@ test('a pairwise design covers every pair of values, and honours the validity ru
       for (const vx of factors[x]) {
         for (const vy of factors[y]) {
           if (x === 'a' && y === 'd' && vx === 3 && vy === 40) continue;
-          assert.ok(rows.some((row) => row[x] === vx && row[y] === vy), `${x}=${vx}, ${y}=${vy}`);
+          assert.ok(
+            rows.some((row) => row[x] === vx && row[y] === vy),
+            `${x}=${vx}, ${y}=${vy}`,
+          );
         }
       }
     }
   }
   assert.ok(rows.length < 3 * 2 * 2 * 4, 'smaller than the full product');
+});
+
+test('judgeDecode: the fixed rule where a bf16-P kernel can meet it, the low-precision rule where it cannot', () => {
+  // N(0,1) data with scale 192^-0.5: steep softmax, where rounding P to bf16 alone breaks the fixed rule.
+  const steep = generateProblem(
+    {
+      batch: 1,
+      seqlenQ: 4,
+      numHeadsQ: 9,
+      numHeadsKv: 1,
+      meanLength: 63,
+      data: 'normal',
+      softmaxScale: 192 ** -0.5,
+    },
+    new Random(0),
+  );
+  const exact = referenceDecode(steep);
+  const low = referenceDecode(steep, 'low');
+  assert.ok(
+    !comparePrecision(low, exact).ok,
+    'the low-precision model itself misses the fixed rule here',
+  );
+  const asLow = judgeDecode(low, steep, exact);
+  assert.ok(asLow.ok, asLow.summary);
+  assert.equal(asLow.rule, 'low-precision');
+  // Twice the model's error still passes the max bound but not the mean bound: scaled noise fails.
+  const noisy = low.out.contiguous();
+  const bits = noisy.data as Uint16Array;
+  for (let e = 0; e < bits.length; e += 3) bits[e] ^= 0x0004; // flip a low mantissa bit of a third of the elements
+  assert.ok(!judgeDecode({ out: noisy, lse: low.lse }, steep, exact).ok);
+  // A wrong lse is never excused.
+  const lse = low.lse.contiguous();
+  lse.data[0] += 0.01;
+  const wrongLse = judgeDecode({ out: low.out, lse }, steep, exact);
+  assert.ok(!wrongLse.ok);
+  assert.equal(wrongLse.rule, 'fixed');
+
+  // Small data: the model meets the fixed rule, so a result must too.
+  const easy = generateProblem(
+    { batch: 1, seqlenQ: 4, numHeadsQ: 9, numHeadsKv: 1, meanLength: 63 },
+    new Random(1),
+  );
+  const easyExact = referenceDecode(easy);
+  const easyLow = referenceDecode(easy, 'low');
+  assert.equal(judgeDecode(easyLow, easy, easyExact).rule, 'fixed');
+  const off = easyExact.out.contiguous();
+  (off.data as Uint16Array)[10] ^= 0x0040;
+  const verdict = judgeDecode({ out: off, lse: easyExact.lse }, easy, easyExact);
+  assert.ok(!verdict.ok);
+  assert.equal(verdict.rule, 'fixed');
 });
