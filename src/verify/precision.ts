@@ -24,8 +24,12 @@ export interface PrecisionReport {
   /** Elements that failed, as `out[i]: got a, want r` lines (at most 8). */
   failures: string[];
   failureCount: number;
-  /** Failures that no tolerance excuses: Inf/NaN in the wrong place, or a wrong lse. */
-  hardFailureCount: number;
+  /** Finite out elements beyond tolerance, plus a failed cosine test. */
+  outFailureCount: number;
+  /** Finite lse elements beyond tolerance. */
+  lseFailureCount: number;
+  /** Inf or NaN where the reference has none, or the reverse: never excused. */
+  placementFailureCount: number;
 }
 
 /** Compares out and lse against the reference's (out rounded to the dtype, lse float32). */
@@ -34,11 +38,9 @@ export function comparePrecision(
   reference: { out: HostTensor; lse: HostTensor },
 ): PrecisionReport {
   const failures: string[] = [];
-  let failureCount = 0;
-  let hardFailureCount = 0;
-  const fail = (line: string, hard = false) => {
-    failureCount++;
-    if (hard) hardFailureCount++;
+  const counts = { out: 0, lse: 0, placement: 0 };
+  const fail = (kind: keyof typeof counts, line: string) => {
+    counts[kind]++;
     if (failures.length < 8) failures.push(line);
   };
 
@@ -53,13 +55,13 @@ export function comparePrecision(
     const want = r[e];
     if (!Number.isFinite(want) || !Number.isFinite(got)) {
       if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want)))
-        fail(`out[${e}]: got ${got}, want ${want}`, true);
+        fail('placement', `out[${e}]: got ${got}, want ${want}`);
       continue;
     }
     const error = Math.abs(got - want);
     outMaxAbsError = Math.max(outMaxAbsError, error);
     if (error > OUT_ABS_TOLERANCE && error / Math.abs(want) > OUT_REL_TOLERANCE) {
-      fail(`out[${e}]: got ${got}, want ${want} (|error| ${error.toExponential(3)})`);
+      fail('out', `out[${e}]: got ${got}, want ${want} (|error| ${error.toExponential(3)})`);
     }
     dot += got * want;
     norms += got * got + want * want;
@@ -69,7 +71,7 @@ export function comparePrecision(
   if (referenceNorm >= 1e-12) {
     outCosineError = 1 - (2 * dot) / norms;
     if (!(outCosineError <= OUT_COSINE_TOLERANCE)) {
-      fail(`out: cosine error ${outCosineError.toExponential(3)} above ${OUT_COSINE_TOLERANCE}`);
+      fail('out', `out: cosine error ${outCosineError.toExponential(3)} above ${OUT_COSINE_TOLERANCE}`);
     }
   }
 
@@ -81,15 +83,16 @@ export function comparePrecision(
     const want = lseR[e];
     if (!Number.isFinite(want) || !Number.isFinite(got)) {
       if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want)))
-        fail(`lse[${e}]: got ${got}, want ${want}`, true);
+        fail('placement', `lse[${e}]: got ${got}, want ${want}`);
       continue;
     }
     const error = Math.abs(got - want);
     lseMaxAbsError = Math.max(lseMaxAbsError, error);
     if (error > LSE_ABS_TOLERANCE && error / Math.abs(want) > LSE_REL_TOLERANCE) {
-      fail(`lse[${e}]: got ${got}, want ${want} (|error| ${error.toExponential(3)})`, true);
+      fail('lse', `lse[${e}]: got ${got}, want ${want} (|error| ${error.toExponential(3)})`);
     }
   }
+  const failureCount = counts.out + counts.lse + counts.placement;
   return {
     ok: failureCount === 0,
     outMaxAbsError,
@@ -97,7 +100,9 @@ export function comparePrecision(
     lseMaxAbsError,
     failures,
     failureCount,
-    hardFailureCount,
+    outFailureCount: counts.out,
+    lseFailureCount: counts.lse,
+    placementFailureCount: counts.placement,
   };
 }
 
@@ -170,11 +175,12 @@ export interface Verdict {
 
 /**
  * Judges a decode result against the float64 reference. The fixed rule applies wherever a
- * kernel that rounds P to the input dtype (as every tensor-core kernel must) can meet it: when it
- * fails, the low-precision reference (such a kernel, modelled exactly) is checked against the
- * same rule, and only if that model fails too (steep softmax on N(0,1) data with a large scale,
- * large-magnitude q) do out's tolerances come from the stress rule. lse and the places of Inf
- * and NaN are held to the fixed rule always.
+ * tensor-core kernel can meet it. Where it fails, the low-precision reference (such a kernel
+ * modelled exactly: float32 scores, P rounded to the input dtype) is held to the same rule; for
+ * each of out and lse that the model misses too (steep softmax on N(0,1) data with a large
+ * scale, large-magnitude q, lse near 0), the bound becomes the model's own error: TESTING.md's
+ * stress rule for out, max error <= 2x the model's + 1e-6 for lse. Inf and NaN must sit where
+ * the reference has them, always.
  */
 export function judgeDecode(
   actual: { out: HostTensor; lse: HostTensor },
@@ -182,23 +188,26 @@ export function judgeDecode(
   exact: ReferenceResult = referenceDecode(inputs),
 ): Verdict {
   const report = comparePrecision(actual, exact);
-  const fixedSummary = `max |Δout| ${report.outMaxAbsError.toExponential(2)}, max |Δlse| ${report.lseMaxAbsError.toExponential(2)}, cosine error ${report.outCosineError.toExponential(2)}`;
-  if (report.ok) return { ok: true, rule: 'fixed', report, summary: fixedSummary };
+  const errors = `max |Δout| ${report.outMaxAbsError.toExponential(2)}, max |Δlse| ${report.lseMaxAbsError.toExponential(2)}, cosine error ${report.outCosineError.toExponential(2)}`;
+  if (report.ok) return { ok: true, rule: 'fixed', report, summary: errors };
+  const failed = { ok: false, rule: 'fixed' as const, report, summary: `${errors}; ${report.failureCount} failures` };
+  if (report.placementFailureCount > 0) return failed;
   const low = referenceDecode(inputs, 'low');
-  if (report.hardFailureCount > 0 || comparePrecision(low, exact).ok) {
-    return {
-      ok: false,
-      rule: 'fixed',
-      report,
-      summary: `${fixedSummary}; ${report.failureCount} failures`,
-    };
+  const model = comparePrecision(low, exact);
+  let stress: StressReport | undefined;
+  const notes: string[] = [];
+  if (report.outFailureCount > 0) {
+    if (model.outFailureCount === 0) return failed;
+    stress = compareStress(actual.out, exact.outExact, low.out);
+    if (!stress.ok) return { ...failed, rule: 'low-precision', stress, summary: `out beyond the low-precision model: ${stress.message}` };
+    notes.push(`out by the low-precision rule (${stress.message})`);
   }
-  const stress = compareStress(actual.out, exact.outExact, low.out);
-  return {
-    ok: stress.ok,
-    rule: 'low-precision',
-    report,
-    stress,
-    summary: `low-precision rule (the fixed one is out of reach of bf16 P here): ${stress.message}`,
-  };
+  if (report.lseFailureCount > 0) {
+    const limit = 2 * model.lseMaxAbsError + 1e-6;
+    if (model.lseFailureCount === 0 || report.lseMaxAbsError > limit) {
+      return { ...failed, summary: `${errors}; lse beyond ${model.lseFailureCount === 0 ? 'the fixed rule' : `the low-precision model's bound ${limit.toExponential(2)}`}` };
+    }
+    notes.push(`lse by the low-precision rule (max ${report.lseMaxAbsError.toExponential(2)} <= ${limit.toExponential(2)})`);
+  }
+  return { ok: true, rule: 'low-precision', report, stress, summary: `${errors}; the fixed rule is out of a tensor-core kernel's reach here: ${notes.join('; ')}` };
 }

@@ -93,12 +93,15 @@ test('judgeDecode: the fixed rule where a bf16-P kernel can meet it, the low-pre
   const bits = noisy.data as Uint16Array;
   for (let e = 0; e < bits.length; e += 3) bits[e] ^= 0x0004; // flip a low mantissa bit of a third of the elements
   assert.ok(!judgeDecode({ out: noisy, lse: low.lse }, steep, exact).ok);
-  // A wrong lse is never excused.
+  // A wrong lse is not excused, nor an Inf where the reference has none.
   const lse = low.lse.contiguous();
   lse.data[0] += 0.01;
-  const wrongLse = judgeDecode({ out: low.out, lse }, steep, exact);
-  assert.ok(!wrongLse.ok);
-  assert.equal(wrongLse.rule, 'fixed');
+  assert.ok(!judgeDecode({ out: low.out, lse }, steep, exact).ok);
+  const inf = low.out.contiguous();
+  inf.set(Number.POSITIVE_INFINITY, 0, 0, 0, 0);
+  const misplaced = judgeDecode({ out: inf, lse: low.lse }, steep, exact);
+  assert.ok(!misplaced.ok);
+  assert.equal(misplaced.rule, 'fixed');
 
   // Small data: the model meets the fixed rule, so a result must too.
   const easy = generateProblem(
