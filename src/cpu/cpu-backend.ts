@@ -8,7 +8,7 @@ import type { DType } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkDecodeValues } from '../validate.js';
-import { cpuDecode } from './backend.js';
+import { cpuDecode } from './split-decode.js';
 
 class CpuBackend implements Backend {
   readonly kind = 'cpu';
