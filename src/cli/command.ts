@@ -1,4 +1,7 @@
-/** The shape of a CLI command, and the usage error every command throws on bad flags. */
+/**
+ * The shape of a CLI command, the usage error every command throws on bad flags, and what the
+ * commands share: flag parsing and a progress bar.
+ */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -76,4 +79,50 @@ export function choiceFlag<T extends string>(
     throw new UsageError(`--${name} expects one of ${choices.join(', ')}, got '${String(value)}'`);
   }
   return value as T;
+}
+
+/** Parses a flag that names a file or folder: a non-empty string, or undefined when absent. */
+export function pathFlag(name: string, value: string | boolean | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.trim() === '')
+    throw new UsageError(`--${name} expects a path`);
+  return value;
+}
+
+/**
+ * A one-line progress bar on stderr, redrawn in place. Only on an interactive terminal and
+ * never under CI: in a log file, carriage-return redraws are noise.
+ */
+export class ProgressBar {
+  private readonly total: number;
+  private readonly label: string;
+  private readonly stream: NodeJS.WriteStream;
+  readonly enabled: boolean;
+  private shown = false;
+
+  constructor(total: number, label: string, stream: NodeJS.WriteStream = process.stderr) {
+    this.total = total;
+    this.label = label;
+    this.stream = stream;
+    this.enabled = stream.isTTY === true && !process.env.CI;
+  }
+
+  /** Redraws the bar: `done` of `total` finished, `detail` says what runs now. */
+  update(done: number, detail = ''): void {
+    if (!this.enabled) return;
+    const width = 30;
+    const filled = Math.round((width * done) / Math.max(this.total, 1));
+    const line = `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${this.total} ${detail}`;
+    // A terminal that reports no width (0) gets 80 columns.
+    const columns = this.stream.columns || 80;
+    this.stream.write(`\r${line.slice(0, columns - 1)}\x1b[K`);
+    this.shown = true;
+  }
+
+  /** Erases the bar, so ordinary output can follow on a clean line. */
+  clear(): void {
+    if (!this.shown) return;
+    this.stream.write('\r\x1b[K');
+    this.shown = false;
+  }
 }

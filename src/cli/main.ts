@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 /** The `flashmla` command line: info, demo, check, bench. */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { FlashMlaError } from '../errors.js';
+import { benchCommand } from './bench.js';
+import { checkCommand } from './check.js';
 import { type Command, parseCommandArgs, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { infoCommand } from './info.js';
 
-const commands: Command[] = [infoCommand, demoCommand];
+const commands: Command[] = [infoCommand, demoCommand, checkCommand, benchCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -49,4 +53,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+/**
+ * Run only as the program itself (directly, or through npm's bin link, hence the realpath), so
+ * tests can import main() without running it.
+ */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,415 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  type BenchRowConfig,
+  buildMatrix,
+  countWork,
+  QUICK_MATRIX,
+  rowLabel,
+  STANDARD_MATRIX,
+} from '../../src/bench/matrix.js';
+import type { BenchRowResult } from '../../src/bench/measure.js';
+import { renderBenchSvg } from '../../src/bench/plot.js';
+import {
+  type BenchReport,
+  CSV_COLUMNS,
+  formatBenchCsv,
+  formatBenchJson,
+  formatBenchTable,
+  MATRIX_CEILING_REASON,
+  resultFileName,
+  slug,
+} from '../../src/bench/report.js';
+import { checkRow } from '../../src/bench/row-check.js';
+import { runBench } from '../../src/bench/run.js';
+import { parseBenchFlags, resolveBenchSettings } from '../../src/cli/bench.js';
+import { cpuBackend } from '../../src/cpu/cpu-backend.js';
+import { referenceDecode } from '../../src/cpu/reference.js';
+import { Random } from '../../src/tensor/random.js';
+import { generateProblem } from '../../src/verify/problems.js';
+import { allElements, parseXml, runCli } from './support.js';
+
+test('the counting is BENCHMARK.md’s, checked by hand and against its FlashMLA table', () => {
+  // T = 300; FLOPs = 2·2·16·300·1088; bytes = 2·(300·576 + 2·2·16·576 + 2·2·16·512).
+  assert.deepEqual(countWork([100, 200], 2, 16, 1), {
+    tokens: 300,
+    flops: 20_889_600,
+    bytes: 484_864,
+  });
+  // FlashMLA's first H100 row: mean 4096, h_q 16, s_q 1, fixed, 228 µs -> 80 TFLOPS, 2669 GB/s.
+  const work = countWork(new Array(128).fill(4096), 1, 16, 1);
+  assert.equal(work.tokens, 524_288);
+  assert.equal(Math.round(work.flops / 228e-6 / 1e12), 80);
+  assert.equal(Math.round(work.bytes / 228e-6 / 1e9), 2669);
+  // h_kv counts the cache once per KV head.
+  assert.equal(countWork([64], 1, 8, 2).bytes, 2 * (64 * 2 * 576 + 8 * 1088));
+});
+
+test('the standard matrix has BENCHMARK.md’s 48 rows in its order; --quick has 6', () => {
+  const rows = buildMatrix(STANDARD_MATRIX);
+  assert.equal(rows.length, 48);
+  assert.deepEqual(rows.slice(0, 3).map(rowLabel), ['4096/h16/s1', '4096/h16/s1/v', '4096/h16/s2']);
+  assert.equal(rowLabel(rows[47]), '16384/h128/s2/v');
+  assert.ok(
+    rows.every((r) => r.batch === 128 && r.causal && r.dtype === 'bf16' && r.numHeadsKv === 1),
+  );
+  const quick = buildMatrix(QUICK_MATRIX);
+  assert.deepEqual(quick.map(rowLabel), [
+    '4096/h16/s1',
+    '4096/h16/s2',
+    '4096/h64/s1',
+    '4096/h64/s2',
+    '4096/h128/s1',
+    '4096/h128/s2',
+  ]);
+});
+
+test('flags choose the matrix: BENCHMARK.md’s on a GPU, a small one on the CPU, subsets on request', () => {
+  const gpu = resolveBenchSettings(parseBenchFlags({}), 'cuda');
+  assert.equal(buildMatrix(gpu.settings.matrix).length, 48);
+  assert.deepEqual([gpu.settings.warmup, gpu.settings.repeats, gpu.settings.seed], [5, 30, 0]);
+  assert.equal(gpu.note, null);
+  assert.equal(
+    buildMatrix(resolveBenchSettings(parseBenchFlags({ quick: true }), 'cuda').settings.matrix)
+      .length,
+    6,
+  );
+
+  const cpu = resolveBenchSettings(parseBenchFlags({}), 'cpu');
+  assert.equal(cpu.settings.matrix.batch, 2);
+  assert.deepEqual(cpu.settings.matrix.meanLengths, [256]);
+  assert.equal(buildMatrix(cpu.settings.matrix).length, 8);
+  assert.match(cpu.note ?? '', /CPU backend/);
+
+  const subset = resolveBenchSettings(
+    parseBenchFlags({
+      batch: '4',
+      lengths: '100, 200',
+      heads: '32',
+      sq: '2',
+      varlen: 'on',
+      causal: 'off',
+      dtype: 'fp16',
+      warmup: '0',
+      repeats: '7',
+      seed: '9',
+    }),
+    'cuda',
+  ).settings;
+  assert.deepEqual(subset.matrix, {
+    batch: 4,
+    meanLengths: [100, 200],
+    numHeadsQ: [32],
+    seqlensQ: [2],
+    varlen: [true],
+    causal: false,
+    dtype: 'fp16',
+    numHeadsKv: 1,
+  });
+  assert.deepEqual([subset.warmup, subset.repeats, subset.seed], [0, 7, 9]);
+});
+
+test('result file names are slugged: letters, digits, ".", "_" and "-" only', () => {
+  assert.equal(
+    resultFileName('NVIDIA H100 80GB HBM3', '2026-11-27'),
+    'nvidia-h100-80gb-hbm3-2026-11-27.json',
+  );
+  assert.equal(
+    slug('CPU Intel(R) Xeon(R) Gold 6338 @ 2.00GHz'),
+    'cpu-intel-r-xeon-r-gold-6338-2.00ghz',
+  );
+  assert.equal(slug('../../etc/passwd'), 'etc-passwd');
+  assert.equal(slug('***'), 'unknown');
+  const taken = new Set(['nvidia-h200-2026-11-27.json', 'nvidia-h200-2026-11-27-2.json']);
+  assert.equal(
+    resultFileName('NVIDIA H200', '2026-11-27', (name) => taken.has(name)),
+    'nvidia-h200-2026-11-27-3.json',
+  );
+});
+
+/** A report with made-up but self-consistent numbers (no timing involved). */
+function sampleReport(card = 'NVIDIA H100 80GB HBM3', copyGbps: number | null = 2832): BenchReport {
+  const rows: BenchRowResult[] = buildMatrix(QUICK_MATRIX).map((config: BenchRowConfig, i) => {
+    const work = countWork(
+      new Array(config.batch).fill(config.meanLength),
+      config.seqlenQ,
+      config.numHeadsQ,
+      1,
+    );
+    const medianUs = 230 + 40 * i;
+    const gbps = work.bytes / (medianUs * 1e-6) / 1e9;
+    return {
+      label: rowLabel(config),
+      config,
+      tokens: work.tokens,
+      minLength: config.meanLength,
+      maxLength: config.meanLength,
+      flops: work.flops,
+      bytes: work.bytes,
+      medianUs,
+      minUs: medianUs - 1,
+      maxUs: medianUs + 2,
+      tflops: work.flops / (medianUs * 1e-6) / 1e12,
+      gbps,
+      copyFraction: copyGbps === null ? null : gbps / copyGbps,
+      ok: i !== 4,
+      check: i !== 4 ? 'outputs finite' : 'out[0, 0, 0, 0] = NaN, not finite',
+    };
+  });
+  return {
+    tool: 'flashmla bench',
+    flashmla: '0.1.0',
+    node: '20.0.0',
+    card,
+    backend: `cuda:0 ${card} (sm_90, 132 SMs)`,
+    date: '2026-11-27',
+    startedAt: '2026-11-27T10:00:00.000Z',
+    note: null,
+    copyCeiling:
+      copyGbps === null ? null : { gbps: copyGbps, bytes: 2 ** 30, medianUs: 758, repeats: 20 },
+    matrixCeiling: { measured: false, reason: MATRIX_CEILING_REASON },
+    settings: { matrix: QUICK_MATRIX, warmup: 5, repeats: 30, seed: 0 },
+    rows,
+  };
+}
+
+test('the table names the card, date and ceilings, and has one line per row', () => {
+  const report = sampleReport();
+  const text = formatBenchTable(report);
+  const lines = text.split('\n');
+  assert.match(lines[0], /NVIDIA H100 80GB HBM3.*2026-11-27/);
+  assert.match(text, /copy ceiling: 2832 GB\/s/);
+  assert.match(text, /matrix ceiling: not measured in this run.*BENCHMARK\.md records/);
+  const header = lines.findIndex((line) => line.startsWith('mean len'));
+  assert.match(
+    lines[header],
+    /mean len\s+h_q\s+s_q\s+varlen\s+µs\s+TFLOPS\s+GB\/s\s+% of copy\s+ok/,
+  );
+  const body = lines.slice(header + 2);
+  assert.equal(body.length, report.rows.length);
+  // 4096/h16/s1 at 230 µs: 18.25 GFLOP / 230 µs = 79.4 TFLOPS; 608.4 MB / 230 µs = 2645 GB/s.
+  assert.deepEqual(body[0].trim().split(/\s+/), [
+    '4096',
+    '16',
+    '1',
+    'no',
+    '230.0',
+    '79.4',
+    '2645',
+    '93.4',
+    'ok',
+  ]);
+  assert.match(body[4], /FAIL$/);
+  assert.match(formatBenchTable(sampleReport('x', null)), /copy ceiling: not measured/);
+});
+
+test('JSON and CSV parse back to the same numbers', () => {
+  const report = sampleReport();
+  assert.deepEqual(JSON.parse(formatBenchJson(report)), report);
+  const [header, ...lines] = formatBenchCsv(report).split('\n');
+  assert.deepEqual(header.split(','), [...CSV_COLUMNS]);
+  assert.equal(lines.length, report.rows.length);
+  lines.forEach((line, i) => {
+    const cells = Object.fromEntries(line.split(',').map((cell, c) => [CSV_COLUMNS[c], cell]));
+    const row = report.rows[i];
+    assert.equal(Number(cells.mean_len), row.config.meanLength);
+    assert.equal(Number(cells.h_q), row.config.numHeadsQ);
+    assert.equal(Number(cells.s_q), row.config.seqlenQ);
+    assert.equal(cells.varlen, String(row.config.varlen));
+    assert.equal(Number(cells.flops), row.flops);
+    assert.equal(Number(cells.bytes), row.bytes);
+    assert.equal(Number(cells.median_us), row.medianUs);
+    assert.equal(Number(cells.tflops), row.tflops);
+    assert.equal(Number(cells.gbps), row.gbps);
+    assert.equal(Number(cells.copy_fraction), row.copyFraction);
+    assert.equal(cells.ok, String(row.ok));
+  });
+  assert.equal(formatBenchCsv(sampleReport('x', null)).split('\n')[1].split(',')[18], '');
+});
+
+test('the SVG chart is well-formed, with a bar pair and a label per row and the ceiling line', () => {
+  const report = sampleReport('Card & <Co>');
+  const svg = parseXml(renderBenchSvg(report));
+  assert.equal(svg.name, 'svg');
+  assert.equal(svg.attributes.xmlns, 'http://www.w3.org/2000/svg');
+  const elements = allElements(svg);
+  const byClass = (name: string) => elements.filter((e) => e.attributes.class === name);
+  assert.equal(byClass('bar-gbps').length, report.rows.length);
+  assert.equal(byClass('bar-tflops').length, report.rows.length);
+  assert.deepEqual(
+    byClass('row-label').map((e) => e.text),
+    report.rows.map((r) => (r.ok ? r.label : `${r.label} FAIL`)),
+  );
+  assert.equal(byClass('title')[0].text, 'flashmla decode: Card &amp; &lt;Co&gt;, 2026-11-27');
+  assert.equal(byClass('ceiling').length, 1);
+  assert.match(byClass('ceiling-label')[0].text, /copy ceiling 2832 GB\/s/);
+  // Bars grow up from one baseline; a taller GB/s bar means more GB/s.
+  const heights = byClass('bar-gbps').map((e) => Number(e.attributes.height));
+  const bottoms = byClass('bar-gbps').map(
+    (e) => Number(e.attributes.y) + Number(e.attributes.height),
+  );
+  assert.ok(bottoms.every((b) => Math.abs(b - bottoms[0]) < 0.2));
+  const order = (values: number[]) => values.map((_, i) => i).sort((a, b) => values[a] - values[b]);
+  assert.deepEqual(order(heights), order(report.rows.map((r) => r.gbps)));
+  // The ceiling sits above every bar here (2832 GB/s over bars below it).
+  const ceilingY = Number(byClass('ceiling')[0].attributes.y1);
+  assert.ok(byClass('bar-gbps').every((e) => Number(e.attributes.y) > ceilingY));
+  assert.equal(
+    allElements(parseXml(renderBenchSvg(sampleReport('x', null)))).filter(
+      (e) => e.attributes.class === 'ceiling',
+    ).length,
+    0,
+  );
+});
+
+test('bench runs end to end on the CPU backend, checked, and repeats its lengths for a seed', () => {
+  const settings = {
+    matrix: {
+      batch: 2,
+      meanLengths: [64],
+      numHeadsQ: [16],
+      seqlensQ: [1, 2],
+      varlen: [false, true],
+      causal: true,
+      dtype: 'bf16' as const,
+      numHeadsKv: 1,
+    },
+    warmup: 0,
+    repeats: 1,
+    seed: 5,
+  };
+  const progress: string[] = [];
+  const report = runBench(cpuBackend, settings, {
+    onProgress: (done, total, label) => progress.push(`${done}/${total} ${label}`),
+  });
+  assert.deepEqual(progress, [
+    '0/4 64/h16/s1',
+    '1/4 64/h16/s1/v',
+    '2/4 64/h16/s2',
+    '3/4 64/h16/s2/v',
+    '4/4 ',
+  ]);
+  assert.equal(report.copyCeiling, null);
+  assert.equal(report.rows.length, 4);
+  for (const row of report.rows) {
+    assert.ok(row.ok, row.check);
+    assert.match(row.check, /against the float64 reference/);
+    assert.ok(row.medianUs > 0 && row.tflops > 0 && row.gbps > 0);
+    assert.equal(row.copyFraction, null);
+    assert.ok(row.minLength >= row.config.seqlenQ);
+    const seconds = row.medianUs * 1e-6;
+    assert.ok(Math.abs(row.gbps - row.bytes / seconds / 1e9) <= 1e-9 * row.gbps);
+    assert.ok(Math.abs(row.tflops - row.flops / seconds / 1e12) <= 1e-9 * row.tflops);
+    assert.deepEqual(
+      { flops: row.flops, bytes: row.bytes, tokens: row.tokens },
+      countWork(
+        row.config.varlen ? [row.minLength, row.tokens - row.minLength] : [64, 64],
+        row.config.seqlenQ,
+        16,
+        1,
+      ),
+    );
+  }
+  assert.equal(report.rows[0].tokens, 128);
+  const again = runBench(cpuBackend, settings);
+  assert.deepEqual(
+    again.rows.map((r) => [r.tokens, r.minLength, r.maxLength]),
+    report.rows.map((r) => [r.tokens, r.minLength, r.maxLength]),
+  );
+});
+
+test('flashmla bench prints JSON or CSV, writes the chart and saves results under a slugged name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flashmla-bench-'));
+  try {
+    const tiny = [
+      '--backend',
+      'cpu',
+      '--lengths',
+      '64',
+      '--heads',
+      '16',
+      '--sq',
+      '1',
+      '--repeats',
+      '1',
+    ];
+    const json = runCli([
+      'bench',
+      ...tiny,
+      '--json',
+      '--save',
+      dir,
+      '--plot',
+      join(dir, 'chart.svg'),
+    ]);
+    assert.equal(json.status, 0, json.stderr);
+    const report = JSON.parse(json.stdout) as BenchReport;
+    assert.equal(report.rows.length, 2);
+    assert.match(report.card, /^CPU/);
+    const saved = readdirSync(dir).filter((name) => name.endsWith('.json'));
+    assert.equal(saved.length, 1);
+    assert.match(saved[0], /^cpu[a-z0-9._-]*-\d{4}-\d{2}-\d{2}\.json$/);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, saved[0]), 'utf8')).rows.length, 2);
+    const svg = parseXml(readFileSync(join(dir, 'chart.svg'), 'utf8'));
+    assert.equal(allElements(svg).filter((e) => e.attributes.class === 'bar-gbps').length, 2);
+
+    const csv = runCli(['bench', ...tiny, '--csv', '--varlen', 'off']);
+    assert.equal(csv.status, 0, csv.stderr);
+    const lines = csv.stdout.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.equal(lines[1].split(',').length, CSV_COLUMNS.length);
+
+    const table = runCli(['bench', ...tiny, '--varlen', 'off']);
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /CPU backend/);
+    assert.match(table.stdout, /\n\s+64\s+16\s+1\s+no\s+.*ok\n?$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a row check samples the longest sequence against the reference and scans every output', () => {
+  // h_kv = 2: the sample is heads 0 and 3 (KV head 0's group); sequence 1 is the longest; the
+  // length-1 sequence has a causal row with nothing to attend (out 0, lse +inf).
+  const problem = generateProblem(
+    {
+      batch: 3,
+      seqlenQ: 2,
+      numHeadsQ: 8,
+      numHeadsKv: 2,
+      meanLength: 0,
+      lengths: [70, 130, 1],
+      causal: true,
+    },
+    new Random(4),
+  );
+  const inputs = { ...problem, lengths: problem.lengths };
+  const fresh = () => referenceDecode(problem);
+  const good = fresh();
+  const verdict = checkRow(inputs, good.out, good.lse);
+  assert.ok(verdict.ok, verdict.detail);
+  assert.match(verdict.detail, /sequence 1 \(length 130\), heads 0 and 3/);
+
+  const wrongSampled = fresh();
+  wrongSampled.out.set(wrongSampled.out.get(1, 1, 3, 7) + 0.5, 1, 1, 3, 7);
+  const sampled = checkRow(inputs, wrongSampled.out, wrongSampled.lse);
+  assert.ok(!sampled.ok);
+  assert.match(sampled.detail, /against the float64 reference/);
+
+  const leaked = fresh();
+  leaked.out.set(Number.NaN, 0, 1, 5, 100);
+  assert.match(
+    checkRow(inputs, leaked.out, leaked.lse).detail,
+    /out\[0, 1, 5, 100\] = NaN, not finite/,
+  );
+
+  const empty = fresh();
+  empty.lse.set(0, 2, 6, 0);
+  assert.match(
+    checkRow(inputs, empty.out, empty.lse).detail,
+    /lse\[2, 6, 0\] = 0 where nothing is attended/,
+  );
+});
