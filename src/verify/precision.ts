@@ -71,7 +71,10 @@ export function comparePrecision(
   if (referenceNorm >= 1e-12) {
     outCosineError = 1 - (2 * dot) / norms;
     if (!(outCosineError <= OUT_COSINE_TOLERANCE)) {
-      fail('out', `out: cosine error ${outCosineError.toExponential(3)} above ${OUT_COSINE_TOLERANCE}`);
+      fail(
+        'out',
+        `out: cosine error ${outCosineError.toExponential(3)} above ${OUT_COSINE_TOLERANCE}`,
+      );
     }
   }
 
@@ -190,7 +193,12 @@ export function judgeDecode(
   const report = comparePrecision(actual, exact);
   const errors = `max |Δout| ${report.outMaxAbsError.toExponential(2)}, max |Δlse| ${report.lseMaxAbsError.toExponential(2)}, cosine error ${report.outCosineError.toExponential(2)}`;
   if (report.ok) return { ok: true, rule: 'fixed', report, summary: errors };
-  const failed = { ok: false, rule: 'fixed' as const, report, summary: `${errors}; ${report.failureCount} failures` };
+  const failed = {
+    ok: false,
+    rule: 'fixed' as const,
+    report,
+    summary: `${errors}; ${report.failureCount} failures`,
+  };
   if (report.placementFailureCount > 0) return failed;
   const low = referenceDecode(inputs, 'low');
   const model = comparePrecision(low, exact);
@@ -199,15 +207,32 @@ export function judgeDecode(
   if (report.outFailureCount > 0) {
     if (model.outFailureCount === 0) return failed;
     stress = compareStress(actual.out, exact.outExact, low.out);
-    if (!stress.ok) return { ...failed, rule: 'low-precision', stress, summary: `out beyond the low-precision model: ${stress.message}` };
+    if (!stress.ok)
+      return {
+        ...failed,
+        rule: 'low-precision',
+        stress,
+        summary: `out beyond the low-precision model: ${stress.message}`,
+      };
     notes.push(`out by the low-precision rule (${stress.message})`);
   }
   if (report.lseFailureCount > 0) {
     const limit = 2 * model.lseMaxAbsError + 1e-6;
     if (model.lseFailureCount === 0 || report.lseMaxAbsError > limit) {
-      return { ...failed, summary: `${errors}; lse beyond ${model.lseFailureCount === 0 ? 'the fixed rule' : `the low-precision model's bound ${limit.toExponential(2)}`}` };
+      return {
+        ...failed,
+        summary: `${errors}; lse beyond ${model.lseFailureCount === 0 ? 'the fixed rule' : `the low-precision model's bound ${limit.toExponential(2)}`}`,
+      };
     }
-    notes.push(`lse by the low-precision rule (max ${report.lseMaxAbsError.toExponential(2)} <= ${limit.toExponential(2)})`);
+    notes.push(
+      `lse by the low-precision rule (max ${report.lseMaxAbsError.toExponential(2)} <= ${limit.toExponential(2)})`,
+    );
   }
-  return { ok: true, rule: 'low-precision', report, stress, summary: `${errors}; the fixed rule is out of a tensor-core kernel's reach here: ${notes.join('; ')}` };
+  return {
+    ok: true,
+    rule: 'low-precision',
+    report,
+    stress,
+    summary: `${errors}; the fixed rule is out of a tensor-core kernel's reach here: ${notes.join('; ')}`,
+  };
 }
