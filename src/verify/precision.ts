@@ -179,11 +179,12 @@ export interface Verdict {
 /**
  * Judges a decode result against the float64 reference. The fixed rule applies wherever a
  * tensor-core kernel can meet it. Where it fails, the low-precision reference (such a kernel
- * modelled exactly: float32 scores, P rounded to the input dtype) is held to the same rule; for
- * each of out and lse that the model misses too (steep softmax on N(0,1) data with a large
- * scale, large-magnitude q, lse near 0), the bound becomes the model's own error: TESTING.md's
- * stress rule for out, max error <= 2x the model's + 1e-6 for lse. Inf and NaN must sit where
- * the reference has them, always.
+ * modelled exactly: float32 scores, P rounded to the input dtype) is held to the same rule. If
+ * the model misses out's tolerances too (steep softmax on N(0,1) data with a large scale,
+ * large-magnitude q), out is judged by TESTING.md's stress rule against the model. lse is judged
+ * by max error <= 2x the model's + 1e-6: its error is set by the magnitude of the scores, which
+ * the relative tolerance cannot see when lse is near 0. Inf and NaN must sit where the
+ * reference has them, always.
  */
 export function judgeDecode(
   actual: { out: HostTensor; lse: HostTensor },
@@ -217,15 +218,17 @@ export function judgeDecode(
     notes.push(`out by the low-precision rule (${stress.message})`);
   }
   if (report.lseFailureCount > 0) {
+    // lse's error comes from float32 scores of magnitude |max score|, not |lse|: near lse = 0 the
+    // relative tolerance vanishes, so the bound is the model's own error, whatever rule it met.
     const limit = 2 * model.lseMaxAbsError + 1e-6;
-    if (model.lseFailureCount === 0 || report.lseMaxAbsError > limit) {
+    if (report.lseMaxAbsError > limit) {
       return {
         ...failed,
-        summary: `${errors}; lse beyond ${model.lseFailureCount === 0 ? 'the fixed rule' : `the low-precision model's bound ${limit.toExponential(2)}`}`,
+        summary: `${errors}; lse beyond the low-precision model's bound ${limit.toExponential(2)}`,
       };
     }
     notes.push(
-      `lse by the low-precision rule (max ${report.lseMaxAbsError.toExponential(2)} <= ${limit.toExponential(2)})`,
+      `lse within the low-precision model's bound (max ${report.lseMaxAbsError.toExponential(2)} <= ${limit.toExponential(2)})`,
     );
   }
   return {
