@@ -27,8 +27,6 @@ export interface KernelTensor {
   strides: readonly number[];
 }
 
-type ShapeField = keyof typeof AttentionShapeLayout.fields;
-
 /** The AttentionShape part shared by the decode, combine and reference parameter blocks. */
 function attentionShape(
   shape: DecodeShape,
@@ -37,33 +35,30 @@ function attentionShape(
   blockTable: KernelTensor,
   out: KernelTensor,
 ) {
-  const fields: Record<ShapeField, number> = {
-    batch: shape.batch,
-    seqlen_q: shape.seqlenQ,
-    num_heads_q: shape.numHeadsQ,
-    num_heads_kv: shape.numHeadsKv,
-    group_size: shape.groupSize,
-    rows_per_kv_head: shape.rowsPerKvHead,
-    num_cache_blocks: shape.numBlocks,
-    max_blocks_per_seq: shape.maxBlocksPerSeq,
-    causal: shape.causal ? 1 : 0,
-    softmax_scale: shape.softmaxScale,
-    softmax_scale_log2: shape.softmaxScale * Math.LOG2E,
-    reserved: 0,
-    q_batch_stride: q.strides[0],
-    q_row_stride: q.strides[1],
-    q_head_stride: q.strides[2],
-    k_block_stride: kCache.strides[0],
-    k_token_stride: kCache.strides[1],
-    k_head_stride: kCache.strides[2],
-    block_table_batch_stride: blockTable.strides[0],
-    out_batch_stride: out.strides[0],
-    out_row_stride: out.strides[1],
-    out_head_stride: out.strides[2],
-  };
-  return Object.fromEntries(
-    Object.entries(fields).map(([name, value]) => [`shape.${name}`, value]),
-  );
+  return {
+    'shape.batch': shape.batch,
+    'shape.seqlen_q': shape.seqlenQ,
+    'shape.num_heads_q': shape.numHeadsQ,
+    'shape.num_heads_kv': shape.numHeadsKv,
+    'shape.group_size': shape.groupSize,
+    'shape.rows_per_kv_head': shape.rowsPerKvHead,
+    'shape.num_cache_blocks': shape.numBlocks,
+    'shape.max_blocks_per_seq': shape.maxBlocksPerSeq,
+    'shape.causal': shape.causal ? 1 : 0,
+    'shape.softmax_scale': shape.softmaxScale,
+    'shape.softmax_scale_log2': shape.softmaxScale * Math.LOG2E,
+    'shape.reserved': 0,
+    'shape.q_batch_stride': q.strides[0],
+    'shape.q_row_stride': q.strides[1],
+    'shape.q_head_stride': q.strides[2],
+    'shape.k_block_stride': kCache.strides[0],
+    'shape.k_token_stride': kCache.strides[1],
+    'shape.k_head_stride': kCache.strides[2],
+    'shape.block_table_batch_stride': blockTable.strides[0],
+    'shape.out_batch_stride': out.strides[0],
+    'shape.out_row_stride': out.strides[1],
+    'shape.out_head_stride': out.strides[2],
+  } satisfies Record<`shape.${keyof typeof AttentionShapeLayout.fields}`, number>;
 }
 
 function block<Name extends string>(

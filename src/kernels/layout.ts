@@ -199,11 +199,9 @@ export class ParamBlock<Name extends string> {
         this.view.setFloat32(offset, Number(value), true);
         break;
       case 'i64':
-        this.view.setBigInt64(offset, BigInt(value as number | bigint), true);
-        break;
       case 'u64':
       case 'ptr':
-        this.view.setBigUint64(offset, BigInt(value as number | bigint), true);
+        this.set64(offset, type, value as number | bigint);
         break;
       case 'bytes[128]':
         this.bytes.set(value as Uint8Array, offset);
@@ -212,6 +210,24 @@ export class ParamBlock<Name extends string> {
         throw new Error(`${name}: reserved arrays are left zero`);
     }
     return this;
+  }
+
+  /**
+   * 64-bit fields. Safe-integer numbers (strides, counts) are written as two 32-bit halves:
+   * no BigInt on the launch path, which is hot (one block per kernel per call).
+   */
+  private set64(offset: number, type: FieldType, value: number | bigint): void {
+    if (typeof value === 'bigint') {
+      if (type === 'i64') this.view.setBigInt64(offset, value, true);
+      else this.view.setBigUint64(offset, value, true);
+      return;
+    }
+    if (!Number.isSafeInteger(value) || (type !== 'i64' && value < 0)) {
+      throw new RangeError(`${value} is not a safe integer for a ${type} field`);
+    }
+    const high = Math.floor(value / 2 ** 32);
+    this.view.setUint32(offset, value - high * 2 ** 32, true);
+    this.view.setInt32(offset + 4, high, true);
   }
 
   /** Sets many fields at once. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as config from '../../src/config.js';
 import { missingBinariesReason, readLayoutFile } from '../../src/kernels/binaries.js';
-import { PARAM_LAYOUTS } from '../../src/kernels/layout.js';
+import { defineStruct, PARAM_LAYOUTS, ParamBlock } from '../../src/kernels/layout.js';
 
 const missing = missingBinariesReason();
 
@@ -52,4 +52,40 @@ test('kernel binaries are present after the build (CI builds them with nvcc)', {
   skip: process.env.CI ? false : 'only required in CI',
 }, () => {
   assert.equal(missing, null);
+});
+
+test('parameter blocks write 64-bit fields from numbers and bigints alike, little-endian', () => {
+  const layout = defineStruct([
+    ['a', 'i32'],
+    ['b', 'i64'],
+    ['c', 'ptr'],
+    ['d', 'f32'],
+  ]);
+  assert.deepEqual(
+    [layout.size, layout.fields.b.offset, layout.fields.c.offset, layout.fields.d.offset],
+    [32, 8, 16, 24],
+  );
+  for (const value of [
+    0,
+    1,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 40 + 12345,
+    2 ** 53 - 1,
+    -1,
+    -(2 ** 35) - 7,
+  ]) {
+    const fromNumber = new ParamBlock(layout).set('b', value).bytes;
+    const fromBigint = new ParamBlock(layout).set('b', BigInt(value)).bytes;
+    assert.deepEqual(fromNumber, fromBigint, `i64 ${value}`);
+    assert.equal(new DataView(fromNumber.buffer).getBigInt64(8, true), BigInt(value));
+  }
+  const pointer = 0x7f12_3456_7890n;
+  assert.equal(
+    new DataView(new ParamBlock(layout).set('c', pointer).bytes.buffer).getBigUint64(16, true),
+    pointer,
+  );
+  assert.throws(() => new ParamBlock(layout).set('c', -1), RangeError);
+  assert.throws(() => new ParamBlock(layout).set('a', 2 ** 31), RangeError);
+  assert.throws(() => new ParamBlock(layout).set('b', 2 ** 53), RangeError);
 });
