@@ -9,7 +9,7 @@ import type { CudaStream } from '../cuda/stream.js';
 import type { DecodeShape } from '../validate.js';
 import type { KernelSet } from './binaries.js';
 import {
-  type AttentionShapeLayout,
+  AttentionShapeLayout,
   CombineParamsLayout,
   CopyParamsLayout,
   DecodeParamsLayout,
@@ -27,38 +27,50 @@ export interface KernelTensor {
   strides: readonly number[];
 }
 
-/** The AttentionShape part shared by the decode, combine and reference parameter blocks. */
+/**
+ * The AttentionShape part shared by the decode, combine and reference parameter blocks, as its
+ * bytes. Built once per call and copied into each block: the launch path is hot (once per layer
+ * per step), so it writes fields straight into the block, with no intermediate objects.
+ */
 function attentionShape(
   shape: DecodeShape,
   q: KernelTensor,
   kCache: KernelTensor,
   blockTable: KernelTensor,
   out: KernelTensor,
-) {
-  return {
-    'shape.batch': shape.batch,
-    'shape.seqlen_q': shape.seqlenQ,
-    'shape.num_heads_q': shape.numHeadsQ,
-    'shape.num_heads_kv': shape.numHeadsKv,
-    'shape.group_size': shape.groupSize,
-    'shape.rows_per_kv_head': shape.rowsPerKvHead,
-    'shape.num_cache_blocks': shape.numBlocks,
-    'shape.max_blocks_per_seq': shape.maxBlocksPerSeq,
-    'shape.causal': shape.causal ? 1 : 0,
-    'shape.softmax_scale': shape.softmaxScale,
-    'shape.softmax_scale_log2': shape.softmaxScale * Math.LOG2E,
-    'shape.reserved': 0,
-    'shape.q_batch_stride': q.strides[0],
-    'shape.q_row_stride': q.strides[1],
-    'shape.q_head_stride': q.strides[2],
-    'shape.k_block_stride': kCache.strides[0],
-    'shape.k_token_stride': kCache.strides[1],
-    'shape.k_head_stride': kCache.strides[2],
-    'shape.block_table_batch_stride': blockTable.strides[0],
-    'shape.out_batch_stride': out.strides[0],
-    'shape.out_row_stride': out.strides[1],
-    'shape.out_head_stride': out.strides[2],
-  } satisfies Record<`shape.${keyof typeof AttentionShapeLayout.fields}`, number>;
+): Uint8Array {
+  return new ParamBlock(AttentionShapeLayout)
+    .set('batch', shape.batch)
+    .set('seqlen_q', shape.seqlenQ)
+    .set('num_heads_q', shape.numHeadsQ)
+    .set('num_heads_kv', shape.numHeadsKv)
+    .set('group_size', shape.groupSize)
+    .set('rows_per_kv_head', shape.rowsPerKvHead)
+    .set('num_cache_blocks', shape.numBlocks)
+    .set('max_blocks_per_seq', shape.maxBlocksPerSeq)
+    .set('causal', shape.causal ? 1 : 0)
+    .set('softmax_scale', shape.softmaxScale)
+    .set('softmax_scale_log2', shape.softmaxScale * Math.LOG2E)
+    .set('q_batch_stride', q.strides[0])
+    .set('q_row_stride', q.strides[1])
+    .set('q_head_stride', q.strides[2])
+    .set('k_block_stride', kCache.strides[0])
+    .set('k_token_stride', kCache.strides[1])
+    .set('k_head_stride', kCache.strides[2])
+    .set('block_table_batch_stride', blockTable.strides[0])
+    .set('out_batch_stride', out.strides[0])
+    .set('out_row_stride', out.strides[1])
+    .set('out_head_stride', out.strides[2]).bytes;
+}
+
+/** A parameter block whose nested `shape` struct holds `attention`. */
+function withAttention<Name extends string>(
+  layout: StructLayout<Name>,
+  attention: Uint8Array,
+): ParamBlock<Name> {
+  const block = new ParamBlock(layout);
+  block.bytes.set(attention, layout.fields['shape.batch' as Name].offset);
+  return block;
 }
 
 function block<Name extends string>(
@@ -130,21 +142,18 @@ export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: Dec
     block: [decodeInfo.threads, 1, 1],
     sharedBytes: decodeInfo.dynamicSmemBytes ?? 0,
     stream,
-    params: block(DecodeParamsLayout, {
-      ...attention,
-      q: launch.q.ptr,
-      k_cache: launch.kCache.ptr,
-      block_table: launch.blockTable.ptr,
-      cache_seqlens: launch.cacheSeqlens,
-      tile_scheduler_metadata: launch.tileSchedulerMetadata,
-      num_splits: launch.numSplits,
-      out: launch.out.ptr,
-      lse: launch.lse,
-      o_accum: launch.oAccum,
-      lse_accum: launch.lseAccum,
-      num_sm_parts: launch.numSmParts,
-      reserved: 0,
-    }),
+    params: withAttention(DecodeParamsLayout, attention)
+      .set('q', launch.q.ptr)
+      .set('k_cache', launch.kCache.ptr)
+      .set('block_table', launch.blockTable.ptr)
+      .set('cache_seqlens', launch.cacheSeqlens)
+      .set('tile_scheduler_metadata', launch.tileSchedulerMetadata)
+      .set('num_splits', launch.numSplits)
+      .set('out', launch.out.ptr)
+      .set('lse', launch.lse)
+      .set('o_accum', launch.oAccum)
+      .set('lse_accum', launch.lseAccum)
+      .set('num_sm_parts', launch.numSmParts).bytes,
   });
   launchCombine(kernels, stream, {
     shape,
@@ -159,8 +168,8 @@ export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: Dec
 
 export interface CombineLaunch {
   shape: DecodeShape;
-  /** The AttentionShape fields, as the decode launch wrote them. */
-  attention: Record<string, number>;
+  /** The AttentionShape bytes, as the decode launch wrote them. */
+  attention: Uint8Array;
   numSplits: DevicePointer;
   oAccum: DevicePointer;
   lseAccum: DevicePointer;
@@ -181,14 +190,12 @@ export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: Co
     block: [info.threads, 1, 1],
     stream,
     programmaticDependentLaunch: true,
-    params: block(CombineParamsLayout, {
-      ...launch.attention,
-      num_splits: launch.numSplits,
-      o_accum: launch.oAccum,
-      lse_accum: launch.lseAccum,
-      out: launch.out,
-      lse: launch.lse,
-    }),
+    params: withAttention(CombineParamsLayout, launch.attention)
+      .set('num_splits', launch.numSplits)
+      .set('o_accum', launch.oAccum)
+      .set('lse_accum', launch.lseAccum)
+      .set('out', launch.out)
+      .set('lse', launch.lse).bytes,
   });
 }
 
@@ -231,18 +238,19 @@ export function launchReference(
     block: [info.threads, 1, 1],
     sharedBytes: 4 * Math.max(maxKeys, 1),
     stream,
-    params: block(ReferenceParamsLayout, {
-      ...attentionShape(shape, launch.q, launch.kCache, launch.blockTable, {
+    params: withAttention(
+      ReferenceParamsLayout,
+      attentionShape(shape, launch.q, launch.kCache, launch.blockTable, {
         ptr: launch.out,
         strides: outStrides,
       }),
-      q: launch.q.ptr,
-      k_cache: launch.kCache.ptr,
-      block_table: launch.blockTable.ptr,
-      cache_seqlens: launch.cacheSeqlens,
-      out: launch.out,
-      lse: launch.lse,
-    }),
+    )
+      .set('q', launch.q.ptr)
+      .set('k_cache', launch.kCache.ptr)
+      .set('block_table', launch.blockTable.ptr)
+      .set('cache_seqlens', launch.cacheSeqlens)
+      .set('out', launch.out)
+      .set('lse', launch.lse).bytes,
   });
 }
 

@@ -11,6 +11,7 @@ import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { encodeTensorMapTiled } from '../../src/cuda/tensor-map.js';
 import { LimitError } from '../../src/errors.js';
 import { launchCombine, launchTmaProbe } from '../../src/kernels/launch.js';
+import { AttentionShapeLayout, ParamBlock } from '../../src/kernels/layout.js';
 import { computeTileSchedule, numSmPartsFor } from '../../src/scheduler.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
@@ -152,17 +153,17 @@ gpuTest(
       softmaxScale: 1,
       causal: false,
     };
-    const attention = {
-      'shape.batch': batch,
-      'shape.seqlen_q': seqlenQ,
-      'shape.num_heads_q': shape.numHeadsQ,
-      'shape.num_heads_kv': numHeadsKv,
-      'shape.group_size': groupSize,
-      'shape.rows_per_kv_head': rows,
-      'shape.out_batch_stride': out.strides[0],
-      'shape.out_row_stride': out.strides[1],
-      'shape.out_head_stride': out.strides[2],
-    };
+    const attention = new ParamBlock(AttentionShapeLayout).setAll({
+      batch,
+      seqlen_q: seqlenQ,
+      num_heads_q: shape.numHeadsQ,
+      num_heads_kv: numHeadsKv,
+      group_size: groupSize,
+      rows_per_kv_head: rows,
+      out_batch_stride: out.strides[0],
+      out_row_stride: out.strides[1],
+      out_head_stride: out.strides[2],
+    }).bytes;
     launchCombine(backend.kernels, backend.stream, {
       shape,
       attention,
