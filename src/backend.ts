@@ -52,6 +52,12 @@ export interface Backend {
   empty(dtype: DType, shape: readonly number[]): Tensor;
   /** Copies a host tensor here (host: itself). */
   upload(tensor: HostTensor): Tensor;
+  /**
+   * Views memory another library allocated on this backend's GPU, without a copy (DLPack-style:
+   * address of element [0, ...], dtype, shape, element strides). The CPU backend has no device
+   * memory and throws.
+   */
+  wrap(ptr: bigint, dtype: DType, shape: readonly number[], strides?: readonly number[]): Tensor;
   /** Waits for all queued work. */
   synchronize(): void;
   /**

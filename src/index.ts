@@ -1,9 +1,21 @@
 /** flashmla: FlashMLA-class MLA decode attention for Node.js. */
-export { type DecodeOptions, flashMlaWithKvcache, getMlaMetadata } from './api.js';
+export {
+  type DecodeOptions,
+  flashMlaWithKvcache,
+  getMlaMetadata,
+  type MetadataOptions,
+} from './api.js';
 export type { Backend, BackendKind, DecodeResult } from './backend.js';
 export { type BackendChoice, type OpenBackendOptions, openBackend } from './backends.js';
 export * from './config.js';
 export { type ReferencePrecision, type ReferenceResult, referenceDecode } from './cpu/reference.js';
+export { CudaDevice } from './cuda/device.js';
+export { DeviceTensor } from './cuda/device-tensor.js';
+export { CudaContextLostError, CudaError } from './cuda/errors.js';
+export { CudaEvent } from './cuda/event.js';
+export { CudaGraph, CudaGraphExec, captureGraph } from './cuda/graph.js';
+export { type CudaProbe, probeCuda } from './cuda/probe.js';
+export { CudaStream } from './cuda/stream.js';
 export * from './errors.js';
 export { MlaMetadata } from './metadata.js';
 export { computeTileSchedule, numSmPartsFor, type TileSchedule } from './scheduler.js';

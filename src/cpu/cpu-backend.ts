@@ -2,6 +2,7 @@
 import type { Backend, DecodeCall, DecodeResult } from '../backend.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
 import type { CudaStream } from '../cuda/stream.js';
+import { OptionError } from '../errors.js';
 import { MlaMetadata } from '../metadata.js';
 import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
@@ -82,6 +83,14 @@ class CpuBackend implements Backend {
 
   upload(tensor: HostTensor): HostTensor {
     return tensor;
+  }
+
+  wrap(ptr: bigint): never {
+    throw new OptionError(
+      'ptr',
+      'a backend with device memory (cuda) to wrap a device pointer',
+      `0x${ptr.toString(16)} on the cpu backend`,
+    );
   }
 
   synchronize(): void {}

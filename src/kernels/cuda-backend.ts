@@ -220,6 +220,15 @@ export class CudaBackend implements Backend {
     return uploadHostTensorPreservingLayout(this.device, tensor, this.stream);
   }
 
+  wrap(
+    ptr: bigint,
+    dtype: DType,
+    shape: readonly number[],
+    strides?: readonly number[],
+  ): DeviceTensor {
+    return DeviceTensor.wrap(this.device, ptr, dtype, shape, strides);
+  }
+
   synchronize(): void {
     this.stream.synchronize();
   }

@@ -1,0 +1,63 @@
+/** The package's public surface: what a user imports, and the backend choice without a GPU. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as flashmla from '../../src/index.js';
+
+test('the entry point exports the API, tensors, errors and the CUDA layer', () => {
+  for (const name of [
+    'getMlaMetadata',
+    'flashMlaWithKvcache',
+    'openBackend',
+    'HostTensor',
+    'DeviceTensor',
+    'CudaDevice',
+    'CudaStream',
+    'captureGraph',
+    'referenceDecode',
+    'GpuUnavailableError',
+    'CudaError',
+    'MlaMetadata',
+    'probeCuda',
+  ]) {
+    assert.ok(name in flashmla, name);
+  }
+  assert.equal(flashmla.HEAD_DIM_K, 576);
+});
+
+test("backend choice: 'cpu' always works, bad names and FLASHMLA_BACKEND are checked", () => {
+  const previous = process.env.FLASHMLA_BACKEND;
+  try {
+    delete process.env.FLASHMLA_BACKEND;
+    assert.equal(flashmla.openBackend({ backend: 'cpu' }).kind, 'cpu');
+    assert.throws(() => flashmla.openBackend({ backend: 'tpu' as 'cpu' }), flashmla.OptionError);
+    process.env.FLASHMLA_BACKEND = 'cpu';
+    assert.equal(
+      flashmla.openBackend({ backend: 'auto' }).kind,
+      'cpu',
+      'the environment overrides',
+    );
+    process.env.FLASHMLA_BACKEND = 'gpu';
+    assert.throws(
+      () => flashmla.openBackend(),
+      (e: unknown) => e instanceof flashmla.OptionError && e.argument === 'FLASHMLA_BACKEND',
+    );
+  } finally {
+    if (previous === undefined) delete process.env.FLASHMLA_BACKEND;
+    else process.env.FLASHMLA_BACKEND = previous;
+  }
+});
+
+test("where no GPU can run, 'auto' falls back to the CPU with the reason and 'cuda' throws it", {
+  skip: flashmla.probeCuda().ok ? 'a GPU is usable here' : false,
+}, () => {
+  const reasons: string[] = [];
+  const backend = flashmla.openBackend({
+    backend: 'auto',
+    onFallback: (reason) => reasons.push(reason),
+  });
+  assert.equal(backend.kind, 'cpu');
+  assert.equal(reasons.length, 1);
+  assert.ok(reasons[0].length > 10, reasons[0]);
+  assert.throws(() => flashmla.openBackend({ backend: 'cuda' }), flashmla.GpuUnavailableError);
+  assert.throws(() => backend.wrap(0x1000n, 'bf16', [4]), flashmla.OptionError);
+});
