@@ -7,6 +7,7 @@
  * float64 reference for two query heads under TESTING.md's precision rule.
  */
 import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../config.js';
+import { attendedKeyCount } from '../cpu/problem.js';
 import { DeviceTensor } from '../cuda/device-tensor.js';
 import { copyDeviceToHostSync, subspan } from '../cuda/memory.js';
 import { StrideError } from '../errors.js';
@@ -55,9 +56,7 @@ function nonFiniteMisplaced(inputs: RowInputs, out: HostTensor, lse: HostTensor)
   for (let i = 0; i < batch; i++) {
     const length = inputs.lengths[i];
     for (let s = 0; s < seqlenQ; s++) {
-      const attended = inputs.causal
-        ? Math.min(Math.max(length - seqlenQ + s + 1, 0), length)
-        : length;
+      const attended = attendedKeyCount(length, seqlenQ, s, inputs.causal);
       for (let h = 0; h < numHeadsQ; h++) {
         const rowLse = lse.get(i, h, s);
         const base = out.elementOffset([i, s, h, 0]);

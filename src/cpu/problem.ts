@@ -16,6 +16,21 @@ export interface HostDecodeInputs {
   causal: boolean;
 }
 
+/**
+ * How many keys (a prefix 0..n-1 of the sequence) query token `s` of `seqlenQ` attends in a
+ * sequence of `length`: all of them, or with causal masking (bottom-right aligned) those up to
+ * length - s_q + s.
+ */
+export function attendedKeyCount(
+  length: number,
+  seqlenQ: number,
+  s: number,
+  causal: boolean,
+): number {
+  if (!causal) return length;
+  return Math.min(Math.max(length - seqlenQ + s + 1, 0), length);
+}
+
 export class HostProblem {
   readonly batch: number;
   readonly seqlenQ: number;
@@ -52,8 +67,7 @@ export class HostProblem {
    * length - s_q + s.
    */
   attendedKeys(length: number, s: number): number {
-    if (!this.causal) return length;
-    return Math.min(Math.max(length - this.seqlenQ + s + 1, 0), length);
+    return attendedKeyCount(length, this.seqlenQ, s, this.causal);
   }
 
   /** Decodes q[batch, s, head, :] into `into` (576 values). */
