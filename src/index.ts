@@ -8,7 +8,7 @@ export {
 export type { Backend, BackendKind, DecodeResult } from './backend.js';
 export { type BackendChoice, type OpenBackendOptions, openBackend } from './backends.js';
 export * from './config.js';
-export { type ReferencePrecision, type ReferenceResult, referenceDecode } from './cpu/reference.js';
+export { type ErrorScales, type ReferenceResult, referenceDecode } from './cpu/reference.js';
 export { CudaDevice } from './cuda/device.js';
 export { DeviceTensor } from './cuda/device-tensor.js';
 export { CudaContextLostError, CudaError } from './cuda/errors.js';
@@ -31,5 +31,5 @@ export {
 export { HostTensor } from './tensor/host-tensor.js';
 export { Random } from './tensor/random.js';
 export type { Tensor, TensorDevice } from './tensor/tensor.js';
-export { comparePrecision, compareStress, type PrecisionReport } from './verify/precision.js';
+export { comparePrecision, judgeDecode, type PrecisionReport } from './verify/precision.js';
 export { generateProblem, type Problem, type ProblemConfig } from './verify/problems.js';

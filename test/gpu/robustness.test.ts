@@ -112,7 +112,7 @@ gpuTest(
     const result = decodeOnGpu(backend, problem, 'far blocks');
     result.metadata.dispose();
     const report = comparePrecision(result, referenceOnGpu(backend, problem));
-    assert.ok(report.ok, report.failures.join('\n'));
+    assert.ok(report.ok, `seed ${SUITE_SEED + 1}: ${report.failures.join('\n')}`);
     assert.ok(Array.from(result.lse.toFloat64Array()).every(Number.isFinite));
     problem.dispose();
   },
@@ -138,6 +138,6 @@ gpuTest('b * s_q beyond 65535 (grid-dimension limits)', (backend) => {
   const result = decodeOnGpu(backend, problem, 'big batch');
   result.metadata.dispose();
   const report = comparePrecision(result, referenceOnGpu(backend, problem));
-  assert.ok(report.ok, report.failures.join('\n'));
+  assert.ok(report.ok, `seed ${SUITE_SEED + 2}: ${report.failures.join('\n')}`);
   problem.dispose();
 });
