@@ -11,9 +11,21 @@ import { HEAD_DIM_K, HEAD_DIM_V } from '../config.js';
 import { encodeElement, type HostTensor } from '../tensor/host-tensor.js';
 import { type HostDecodeInputs, HostProblem } from './problem.js';
 
+/**
+ * The smallest normal value φ of each 16-bit dtype. Rounding to the dtype errs by at most half a
+ * unit in the last place, u·max(|x|, φ) with u = 2^-8 (bf16) or 2^-11 (fp16): below φ the step
+ * stops shrinking with |x|. That matters for fp16 (φ = 6.1e-5) and never for bf16.
+ */
+export const SMALLEST_NORMAL = { bf16: 2 ** -126, fp16: 2 ** -14 } as const;
+
 /** What the precision rule scales its bounds by; 0 on rows with nothing to attend. */
 export interface ErrorScales {
-  /** A_ic = Σ_j P_ij·|V_jc|, [b, s_q, h_q, 512] row-major (out's shape). */
+  /**
+   * A_ic = Σ_j max(P_ij, φ·e^(m_i − lse_i))·|V_jc|, [b, s_q, h_q, 512] row-major (out's shape):
+   * what rounding P to the dtype can move out by, per unit of u. A kernel rounds p_j =
+   * e^(s_j − m) ≤ 1 (m a running max ≤ the row's max m_i) and divides by Σp = e^(lse_i − m_i),
+   * hence the floor φ·e^(m_i − lse_i) on the normalised P.
+   */
   absWeightedV: Float64Array;
   /** B_i = softmaxScale·‖q_i‖₂·max_j ‖k_j‖₂ over the keys row i attends, [b, h_q, s_q] (lse's shape). */
   scoreMagnitude: Float64Array;
@@ -58,6 +70,7 @@ export function referenceDecode(
       }
     : undefined;
   const query = new Float64Array(HEAD_DIM_K);
+  const smallestNormal = SMALLEST_NORMAL[inputs.q.dtype === 'fp16' ? 'fp16' : 'bf16'];
 
   for (let i = 0; i < batch; i++) {
     const length = problem.lengths[i];
@@ -81,7 +94,7 @@ export function referenceDecode(
               softmaxScale,
               outExact,
               outBase,
-              errorScales?.absWeightedV,
+              errorScales && { absWeightedV: errorScales.absWeightedV, smallestNormal },
             );
             if (errorScales && maxKeyNorm) {
               errorScales.scoreMagnitude[(i * numHeadsQ + head) * seqlenQ + s] =
@@ -101,8 +114,8 @@ export function referenceDecode(
 /**
  * Attends one query row to the first `count` rows of `keys` ([count][576], V = first 512
  * channels) in float64: writes the softmax-weighted sum of V into out[outBase..+512] and returns
- * the row's lse; with `absWeightedV`, also adds the weighted sum of |V| there. Also the row math
- * of the CPU backend's pieces.
+ * the row's lse; with `scales`, also adds A (see ErrorScales) into absWeightedV there. Also the
+ * row math of the CPU backend's pieces.
  */
 export function attendRow(
   query: Float64Array,
@@ -111,7 +124,7 @@ export function attendRow(
   scale: number,
   out: Float64Array,
   outBase = 0,
-  absWeightedV?: Float64Array,
+  scales?: { absWeightedV: Float64Array; smallestNormal: number },
 ): number {
   const scores = new Float64Array(count);
   let max = Number.NEGATIVE_INFINITY;
@@ -125,13 +138,15 @@ export function attendRow(
   let sum = 0;
   for (let j = 0; j < count; j++) sum += Math.exp(scores[j] - max);
   const lse = max + Math.log(sum);
+  const floor = scales ? scales.smallestNormal * Math.exp(max - lse) : 0;
   for (let j = 0; j < count; j++) {
     const weight = Math.exp(scores[j] - lse);
     const row = j * HEAD_DIM_K;
     for (let c = 0; c < HEAD_DIM_V; c++) out[outBase + c] += weight * keys[row + c];
-    if (absWeightedV) {
+    if (scales) {
+      const absWeight = Math.max(weight, floor);
       for (let c = 0; c < HEAD_DIM_V; c++)
-        absWeightedV[outBase + c] += weight * Math.abs(keys[row + c]);
+        scales.absWeightedV[outBase + c] += absWeight * Math.abs(keys[row + c]);
     }
   }
   return lse;

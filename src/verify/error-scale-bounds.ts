@@ -4,7 +4,7 @@
  * a probability distribution over the keys a row attends, so the largest value over every key of
  * the sequence bounds them from above:
  *
- *   A_ic = Σ_j P_ij·|V_jc|              ≤ max_j |V_jc|,
+ *   A_ic = Σ_j max(P_ij, φ/Σp)·|V_jc|     ≤ (1 + L·φ)·max_j |V_jc|   (Σp ≥ 1, L keys),
  *   B_i  = scale·‖q_i‖·max_{j attended} ‖k_j‖ ≤ scale·‖q_i‖·max_j ‖k_j‖.
  *
  * Judged with these, the per-element bound is looser (by max/mean of |V_c|: about 3x on N(0,1)
@@ -13,7 +13,7 @@
  */
 import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../config.js';
 import { attendedKeyCount } from '../cpu/problem.js';
-import type { ErrorScales } from '../cpu/reference.js';
+import { type ErrorScales, SMALLEST_NORMAL } from '../cpu/reference.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 
@@ -82,8 +82,10 @@ export function boundedErrorScales(
   const groupSize = numHeadsQ / numHeadsKv;
   const absWeightedV = new Float64Array(batch * seqlenQ * numHeadsQ * HEAD_DIM_V);
   const scoreMagnitude = new Float64Array(batch * numHeadsQ * seqlenQ);
-  const table = halfDecodeTable(q.dtype === 'fp16' ? 'fp16' : 'bf16');
+  const dtype = q.dtype === 'fp16' ? 'fp16' : 'bf16';
+  const table = halfDecodeTable(dtype);
   for (let i = 0; i < batch; i++) {
+    const floors = 1 + lengths[i] * SMALLEST_NORMAL[dtype];
     for (let s = 0; s < seqlenQ; s++) {
       if (attendedKeyCount(lengths[i], seqlenQ, s, options.causal) === 0) continue;
       for (let head = 0; head < numHeadsQ; head++) {
@@ -96,10 +98,9 @@ export function boundedErrorScales(
         }
         scoreMagnitude[(i * numHeadsQ + head) * seqlenQ + s] =
           options.softmaxScale * Math.sqrt(squares) * maxKeyNorm[kv];
-        absWeightedV.set(
-          maxAbsV.subarray(kv * HEAD_DIM_V, (kv + 1) * HEAD_DIM_V),
-          ((i * seqlenQ + s) * numHeadsQ + head) * HEAD_DIM_V,
-        );
+        const row = ((i * seqlenQ + s) * numHeadsQ + head) * HEAD_DIM_V;
+        for (let c = 0; c < HEAD_DIM_V; c++)
+          absWeightedV[row + c] = floors * maxAbsV[kv * HEAD_DIM_V + c];
       }
     }
   }

@@ -4,10 +4,13 @@
  * of a tensor-core kernel, which rounds the softmax probabilities P to the input dtype before
  * P·V, so they scale with what that rounding can do on the data at hand instead of being fixed:
  *
- * 1. out, each element: |a − r| ≤ ε·(|r| + A_ic), A_ic = Σ_j P_ij·|V_jc| (rounding out twice
- *    costs ≤ ε·|r|, rounding P ≤ ε/2·A_ic);
- * 2. out, each row of 512: 1 − 2·Σa·r / Σ(a² + r²) ≤ 2e-5 (skipped when Σr² < 1e-12);
- * 3. out, the whole tensor: the same ≤ 5e-6;
+ * 1. out, each element: |a − r| ≤ ε·(max(|r|, φ) + A_ic), A_ic = Σ_j max(P_ij, φ/Σp)·|V_jc|
+ *    (rounding out twice costs ≤ ε·|r|, rounding P ≤ ε/2·A_ic; φ, the dtype's smallest normal,
+ *    is where rounding stops being relative: it matters for fp16 only);
+ *    a row with nothing to attend (lse +inf) must be exactly 0;
+ * 2. out, each row of 512: 1 − 2·Σa·r / Σ(a² + r²) ≤ 2e-5 (skipped when Σr² < 1e-12, or the
+ *    row's rms is below φ);
+ * 3. out, the whole tensor: the same ≤ 5e-6 (same skips);
  * 4. lse, each element: |a − r| ≤ max(1e-6, 8.01/65536·|r|, 2^-20·B_i),
  *    B_i = scale·‖q_i‖·max_j ‖k_j‖ (float32 scores err in proportion to the scores, not to lse);
  * 5. Inf and NaN exactly where the reference has them.
@@ -15,7 +18,7 @@
 
 import { HEAD_DIM_V } from '../config.js';
 import type { HostDecodeInputs } from '../cpu/problem.js';
-import { type ErrorScales, referenceDecode } from '../cpu/reference.js';
+import { type ErrorScales, referenceDecode, SMALLEST_NORMAL } from '../cpu/reference.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 
@@ -24,7 +27,7 @@ export interface PrecisionRule {
   epsilon: { bf16: number; fp16: number };
   rowCosine: number;
   tensorCosine: number;
-  /** Below this Σr² there is no angle to measure: the cosine checks skip. */
+  /** Below this Σr² there is no angle to measure: the cosine checks skip (so do they below φ). */
   cosineFloor: number;
   lseAbsolute: number;
   lseRelative: number;
@@ -111,6 +114,9 @@ export function comparePrecision(
   if (dtype !== 'bf16' && dtype !== 'fp16')
     throw new Error(`out must be bf16 or fp16, not ${dtype}`);
   const epsilon = rule.epsilon[dtype];
+  const smallestNormal = SMALLEST_NORMAL[dtype];
+  // Cosines measure relative error: none where the reference's rms is below φ either.
+  const rowCosineFloor = Math.max(rule.cosineFloor, HEAD_DIM_V * smallestNormal ** 2);
   const { absWeightedV, scoreMagnitude } = reference.errorScales;
   const element = new Worst();
   const row = new Worst();
@@ -126,7 +132,14 @@ export function comparePrecision(
   let dot = 0;
   let norms = 0;
   let referenceNorm = 0;
+  const [, seqlenQ, numHeadsQ] = reference.out.shape;
+  const lseR = values(reference.lse);
   for (let base = 0; base < r.length; base += HEAD_DIM_V) {
+    // A row with nothing to attend (lse +inf) must be exactly 0: its bound is 0.
+    const rowIndex = base / HEAD_DIM_V;
+    const s = Math.floor(rowIndex / numHeadsQ) % seqlenQ;
+    const bh = Math.floor(rowIndex / (numHeadsQ * seqlenQ)) * numHeadsQ + (rowIndex % numHeadsQ);
+    const attends = lseR[bh * seqlenQ + s] !== Number.POSITIVE_INFINITY;
     let rowDot = 0;
     let rowNorms = 0;
     let rowReferenceNorm = 0;
@@ -142,22 +155,24 @@ export function comparePrecision(
       }
       const error = Math.abs(got - want);
       outMaxAbsError = Math.max(outMaxAbsError, error);
-      element.add(error, epsilon * (Math.abs(want) + absWeightedV[e]), e, got, want);
+      const bound = attends
+        ? epsilon * (Math.max(Math.abs(want), smallestNormal) + absWeightedV[e])
+        : 0;
+      element.add(error, bound, e, got, want);
       rowDot += got * want;
       rowNorms += got * got + want * want;
       rowReferenceNorm += want * want;
     }
-    if (rowFinite && rowReferenceNorm >= rule.cosineFloor)
+    if (rowFinite && rowReferenceNorm >= rowCosineFloor)
       row.add(cosineDistance(rowDot, rowNorms), rule.rowCosine, base);
     dot += rowDot;
     norms += rowNorms;
     referenceNorm += rowReferenceNorm;
   }
-  if (referenceNorm >= rule.cosineFloor)
+  if (referenceNorm >= Math.max(rule.cosineFloor, r.length * smallestNormal ** 2))
     tensor.add(cosineDistance(dot, norms), rule.tensorCosine, 0);
 
   const lseA = values(actual.lse);
-  const lseR = values(reference.lse);
   const lseAt = (e: number) => `lse${lseIndex(reference.lse.shape, e)}`;
   let lseMaxAbsError = 0;
   for (let e = 0; e < lseR.length; e++) {

@@ -24,6 +24,7 @@ test('the bounded error scales (for the GPU oracle) lie above the exact ones, 0 
         meanLength: random.pick([1, 20, 70, 130]),
         varlen: random.pick(['off', 'normal', 'half-empty'] as const),
         causal: random.uniform() < 0.5,
+        dtype: random.pick(['bf16', 'fp16'] as const),
         data: random.pick(['gentle', 'steep', 'q10', 'q100'] as const),
         softmaxScale: random.pick([undefined, 0.5]),
         paddedStrides: random.uniform() < 0.3,

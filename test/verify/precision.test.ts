@@ -12,9 +12,10 @@ function reference(
   lses: number[],
   absWeightedV: number | number[],
   scoreMagnitude = [0, 0],
+  dtype: 'bf16' | 'fp16' = 'bf16',
 ): JudgedReference {
   return {
-    out: HostTensor.fromValues('bf16', [1, 1, 2, 512], rows.flat()),
+    out: HostTensor.fromValues(dtype, [1, 1, 2, 512], rows.flat()),
     lse: HostTensor.fromValues('float32', [1, 2, 1], lses),
     errorScales: {
       absWeightedV: Float64Array.from(
@@ -60,6 +61,19 @@ test('out elements: |a - r| <= eps (|r| + A), named by batch, token, head and co
   scales[512 + 100] = 4;
   const tolerant = comparePrecision(actual(wrong, [1.5, 2]), reference(rows, [1.5, 2], scales));
   assert.ok(tolerant.element.ratio <= 1, tolerant.failures.join('\n'));
+});
+
+test('fp16 below its smallest normal (2^-14): rounding steps are fixed, one step is allowed', () => {
+  // Out values of 4 and 40 subnormal steps (2^-24 each), A tiny: relative bounds would allow nothing.
+  const step = 2 ** -24;
+  const tiny = [rows[0].map(() => 4 * step), rows[1].map(() => 40 * step)];
+  const ref = reference(tiny, [1.5, 2], 1e-9, [0, 0], 'fp16');
+  const oneStep = [tiny[0].map((x) => x + step), tiny[1].map((x) => x - step)];
+  // The rows' rms is below 2^-14 too: no cosine checks, whose relative view cannot hold there.
+  const report = comparePrecision(actual(oneStep, [1.5, 2]), ref);
+  assert.ok(report.ok, report.failures.join('\n'));
+  const twoSteps = [tiny[0].map((x) => x + 2 * step), tiny[1]];
+  assert.equal(comparePrecision(actual(twoSteps, [1.5, 2]), ref).element.beyond, 512);
 });
 
 test('rows and the whole tensor: small errors of one sign fail the cosine checks', () => {
