@@ -19,29 +19,21 @@
 import { HEAD_DIM_V } from '../config.js';
 import type { HostDecodeInputs } from '../cpu/problem.js';
 import { type ErrorScales, referenceDecode, SMALLEST_NORMAL } from '../cpu/reference.js';
+import { DtypeError } from '../errors.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 
-export interface PrecisionRule {
+/** The rule's numbers. */
+export const PRECISION_RULE = Object.freeze({
   /** ε of out's dtype: 2^-7 for bf16 (twice its unit roundoff), 2^-10 for fp16. */
-  epsilon: { bf16: number; fp16: number };
-  rowCosine: number;
-  tensorCosine: number;
-  /** Below this Σr² there is no angle to measure: the cosine checks skip (so do they below φ). */
-  cosineFloor: number;
-  lseAbsolute: number;
-  lseRelative: number;
-  /** Times B_i: the float32 score error a kernel may carry into lse. */
-  lseScore: number;
-}
-
-export const PRECISION_RULE: Readonly<PrecisionRule> = Object.freeze({
   epsilon: Object.freeze({ bf16: 2 ** -7, fp16: 2 ** -10 }),
   rowCosine: 2e-5,
   tensorCosine: 5e-6,
+  /** Below this Σr² there is no angle to measure: the cosine checks skip (so do they below φ). */
   cosineFloor: 1e-12,
   lseAbsolute: 1e-6,
   lseRelative: 8.01 / 65536,
+  /** Times B_i: the float32 score error a kernel may carry into lse. */
   lseScore: 2 ** -20,
 });
 
@@ -104,15 +96,15 @@ export function judgeDecode(
   return { ok: report.ok, report, summary: summarize(report) };
 }
 
-/** The rule itself, against any reference that carries error scales (`rule` only for measuring). */
+/** The rule itself, against any reference that carries error scales. */
 export function comparePrecision(
   actual: { out: HostTensor; lse: HostTensor },
   reference: JudgedReference,
-  rule: Readonly<PrecisionRule> = PRECISION_RULE,
 ): PrecisionReport {
+  const rule = PRECISION_RULE;
   const dtype = reference.out.dtype;
   if (dtype !== 'bf16' && dtype !== 'fp16')
-    throw new Error(`out must be bf16 or fp16, not ${dtype}`);
+    throw new DtypeError('reference.out', 'bf16 or fp16 (the input dtype)', dtype);
   const epsilon = rule.epsilon[dtype];
   const smallestNormal = SMALLEST_NORMAL[dtype];
   // Cosines measure relative error: none where the reference's rms is below φ either.
