@@ -33,9 +33,9 @@ export interface KeyMaxima {
 
 /**
  * Scans every key of every sequence once, a 64-token block at a time, every KV head of a block
- * before the next block (so a reader that copies whole blocks copies each once). A NaN key is
- * skipped: it makes every row attending it NaN, which the rule's placement check judges, and
- * rows that do not attend it are bounded by the others.
+ * before the next block (so a reader that copies whole blocks copies each once). NaN never raises
+ * a maximum: a key holding NaN makes every row attending it NaN, which the rule's placement check
+ * judges, and the rows that do not attend it are bounded by the other keys.
  */
 export function keyMaxima(lengths: Int32Array, numHeadsKv: number, reader: KeyReader): KeyMaxima {
   const batch = lengths.length;
@@ -47,20 +47,21 @@ export function keyMaxima(lengths: Int32Array, numHeadsKv: number, reader: KeyRe
       const count = Math.min(PAGE_BLOCK_SIZE, lengths[i] - begin);
       for (let kvHead = 0; kvHead < numHeadsKv; kvHead++) {
         reader.readKeys(i, kvHead, begin, begin + count, keys);
-        const vBase = (i * numHeadsKv + kvHead) * HEAD_DIM_V;
-        for (let t = 0; t < count; t++) {
-          const row = t * HEAD_DIM_K;
+        const kv = i * numHeadsKv + kvHead;
+        const maxV = maxAbsV.subarray(kv * HEAD_DIM_V, (kv + 1) * HEAD_DIM_V);
+        let maxSquares = maxKeyNorm[kv] ** 2;
+        for (let row = 0; row < count * HEAD_DIM_K; row += HEAD_DIM_K) {
           let squares = 0;
-          for (let c = 0; c < HEAD_DIM_K; c++) squares += keys[row + c] * keys[row + c];
-          if (Number.isNaN(squares)) continue;
           for (let c = 0; c < HEAD_DIM_V; c++) {
-            const value = Math.abs(keys[row + c]);
-            if (value > maxAbsV[vBase + c]) maxAbsV[vBase + c] = value;
+            const value = keys[row + c];
+            squares += value * value;
+            const magnitude = Math.abs(value);
+            if (magnitude > maxV[c]) maxV[c] = magnitude;
           }
-          const norm = Math.sqrt(squares);
-          if (norm > maxKeyNorm[i * numHeadsKv + kvHead])
-            maxKeyNorm[i * numHeadsKv + kvHead] = norm;
+          for (let c = HEAD_DIM_V; c < HEAD_DIM_K; c++) squares += keys[row + c] * keys[row + c];
+          if (squares > maxSquares) maxSquares = squares;
         }
+        maxKeyNorm[kv] = Math.sqrt(maxSquares);
       }
     }
   }
@@ -84,23 +85,27 @@ export function boundedErrorScales(
   const scoreMagnitude = new Float64Array(batch * numHeadsQ * seqlenQ);
   const dtype = q.dtype === 'fp16' ? 'fp16' : 'bf16';
   const table = halfDecodeTable(dtype);
+  // The bound on A of each sequence and KV head: max |V_c| times (1 + L·φ).
+  const bounds = Array.from({ length: batch * numHeadsKv }, (_, kv) => {
+    const floors = 1 + lengths[Math.floor(kv / numHeadsKv)] * SMALLEST_NORMAL[dtype];
+    return maxAbsV.slice(kv * HEAD_DIM_V, (kv + 1) * HEAD_DIM_V).map((x) => floors * x);
+  });
+  const data = q.data as Uint16Array;
+  const channelStride = q.strides[3];
   for (let i = 0; i < batch; i++) {
-    const floors = 1 + lengths[i] * SMALLEST_NORMAL[dtype];
     for (let s = 0; s < seqlenQ; s++) {
       if (attendedKeyCount(lengths[i], seqlenQ, s, options.causal) === 0) continue;
       for (let head = 0; head < numHeadsQ; head++) {
         const kv = i * numHeadsKv + Math.floor(head / groupSize);
-        const base = q.elementOffset([i, s, head, 0]);
+        const base = q.offset + i * q.strides[0] + s * q.strides[1] + head * q.strides[2];
         let squares = 0;
         for (let c = 0; c < HEAD_DIM_K; c++) {
-          const value = table[q.data[base + c * q.strides[3]]];
+          const value = table[data[base + c * channelStride]];
           squares += value * value;
         }
         scoreMagnitude[(i * numHeadsQ + head) * seqlenQ + s] =
           options.softmaxScale * Math.sqrt(squares) * maxKeyNorm[kv];
-        const row = ((i * seqlenQ + s) * numHeadsQ + head) * HEAD_DIM_V;
-        for (let c = 0; c < HEAD_DIM_V; c++)
-          absWeightedV[row + c] = floors * maxAbsV[kv * HEAD_DIM_V + c];
+        absWeightedV.set(bounds[kv], ((i * seqlenQ + s) * numHeadsQ + head) * HEAD_DIM_V);
       }
     }
   }
