@@ -13,7 +13,12 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { HEAD_DIM_V } from '../../src/config.js';
-import { type ReferenceResult, referenceDecode, SMALLEST_NORMAL } from '../../src/cpu/reference.js';
+import {
+  type ErrorScales,
+  type ReferenceResult,
+  referenceDecode,
+  SMALLEST_NORMAL,
+} from '../../src/cpu/reference.js';
 import type { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { formatRatio, judgeDecode } from '../../src/verify/precision.js';
@@ -51,7 +56,7 @@ const SHAPES = [
 interface Case {
   kind: string;
   problem: Problem;
-  reference: ReferenceResult & { errorScales: NonNullable<ReferenceResult['errorScales']> };
+  reference: ReferenceResult & { errorScales: ErrorScales };
   /** The correct model in exact arithmetic: what "the bug did nothing" is compared with. */
   exact: { out: HostTensor; lse: HostTensor };
 }
@@ -86,7 +91,7 @@ const CHECKS = ['element', 'row', 'tensor', 'lse'] as const;
 
 /**
  * The size of a bug on its own: the mutant against the correct model, both in exact arithmetic,
- * in units of the rule's bounds — with the rule's numbers written out here (from TESTING.md), not
+ * in units of the rule's bounds — with the rule's numbers (docs/precision.md) written out here, not
  * taken from the code under test, so that loosening the rule leaves this measure alone. The
  * largest element and lse error/bound ratio, and the square roots of the cosine ratios (a cosine
  * distance is quadratic in the error); Infinity where an Inf or NaN moved.
