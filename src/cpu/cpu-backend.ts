@@ -6,7 +6,7 @@ import { OptionError } from '../errors.js';
 import { MlaMetadata } from '../metadata.js';
 import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
-import { HostTensor } from '../tensor/host-tensor.js';
+import { checkHostTensor, HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkDecodeValues } from '../validate.js';
 import { cpuDecode } from './split-decode.js';
@@ -82,6 +82,7 @@ class CpuBackend implements Backend {
   }
 
   upload(tensor: HostTensor): HostTensor {
+    checkHostTensor('tensor', tensor);
     return tensor;
   }
 
