@@ -7,11 +7,6 @@
 import { MetadataMismatchError } from './errors.js';
 import { formatShape, type Tensor } from './tensor/tensor.js';
 
-/** A resource the metadata owns besides its two tensors (the GPU split workspace). */
-export interface OwnedResource {
-  dispose(): void;
-}
-
 export class MlaMetadata {
   /** [numSmParts, 8] int32: per part {beginBatch, beginToken, endBatch, endToken, beginSplit, 0, 0, 0}. */
   readonly tileSchedulerMetadata: Tensor;
@@ -21,7 +16,11 @@ export class MlaMetadata {
   readonly numQRowsPerKvHead: number;
   readonly numHeadsK: number;
   readonly numSmParts: number;
-  readonly workspace: OwnedResource | null;
+  /**
+   * The GPU split workspace its decode calls use, shared with the other metadata made on the
+   * same stream and freed once none of them is left; null on the host.
+   */
+  readonly workspace: object | null;
   private disposed = false;
 
   constructor(fields: {
@@ -31,7 +30,7 @@ export class MlaMetadata {
     numQRowsPerKvHead: number;
     numHeadsK: number;
     numSmParts: number;
-    workspace: OwnedResource | null;
+    workspace: object | null;
   }) {
     this.tileSchedulerMetadata = fields.tileSchedulerMetadata;
     this.numSplits = fields.numSplits;
@@ -47,13 +46,20 @@ export class MlaMetadata {
     return this.disposed;
   }
 
-  /** Frees the device memory of the schedule and workspace (nothing to free on the host). */
+  /**
+   * Frees the device memory of the schedule, in stream order (nothing to free on the host). The
+   * shared workspace is freed once no metadata uses it.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const resource of [this.tileSchedulerMetadata, this.numSplits, this.workspace]) {
-      (resource as Partial<OwnedResource> | null)?.dispose?.();
+    for (const tensor of [this.tileSchedulerMetadata, this.numSplits]) {
+      (tensor as { dispose?: () => void }).dispose?.();
     }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 

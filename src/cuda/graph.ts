@@ -12,21 +12,32 @@
 import { DisposedError } from '../errors.js';
 import { assertSameDevice, type CudaDevice } from './device.js';
 import { CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, type Handle } from './driver.js';
-import type { CudaStream } from './stream.js';
+import { freeDeferredAllocations } from './memory.js';
+import { type CudaStream, setCapturing } from './stream.js';
 
-/** Starts recording the work enqueued on `stream` instead of running it. */
+/**
+ * Starts recording the work enqueued on `stream` instead of running it. Until endCapture(),
+ * nothing may be allocated on the stream (the graph would own the memory), and memory freed
+ * meanwhile is freed once the capture ends (a free would be recorded too).
+ */
 export function beginCapture(stream: CudaStream): void {
   const handle = stream.handle;
   stream.device.call('cuStreamBeginCapture_v2', (cu) =>
     cu.cuStreamBeginCapture_v2(handle, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
   );
+  setCapturing(stream, true);
 }
 
 /** Ends the capture begun on `stream` and returns what it recorded. */
 export function endCapture(stream: CudaStream): CudaGraph {
   const handle = stream.handle;
   const graph = new BigUint64Array(1);
-  stream.device.call('cuStreamEndCapture', (cu) => cu.cuStreamEndCapture(handle, graph));
+  try {
+    stream.device.call('cuStreamEndCapture', (cu) => cu.cuStreamEndCapture(handle, graph));
+  } finally {
+    setCapturing(stream, false);
+    freeDeferredAllocations();
+  }
   return new CudaGraph(stream.device, graph[0]);
 }
 
@@ -82,6 +93,10 @@ export class CudaGraph {
     this.isDisposed = true;
     this.device.release('cuGraphDestroy', (cu) => cu.cuGraphDestroy(this.graphHandle));
   }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }
 
 /** An instantiated graph: each launch() enqueues the whole recorded work on a stream. */
@@ -115,5 +130,9 @@ export class CudaGraphExec {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.device.release('cuGraphExecDestroy', (cu) => cu.cuGraphExecDestroy(this.execHandle));
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

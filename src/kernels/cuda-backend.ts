@@ -14,43 +14,14 @@ import { DeviceMismatchError, GpuUnavailableError, LimitError, StrideError } fro
 import { MlaMetadata } from '../metadata.js';
 import { numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
-import type { HostTensor } from '../tensor/host-tensor.js';
+import { checkHostTensor, type HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkDecodeValues } from '../validate.js';
 import { KernelSet } from './binaries.js';
 import { launchDecode, launchMetadata, maxRowsPerKvHead } from './launch.js';
+import { partialRows, SplitWorkspace, SplitWorkspaces } from './split-workspace.js';
 
 const INT32_MAX = 2 ** 31 - 1;
-
-/** The float32 partials of split sequences, sized for the worst case at metadata time. */
-class SplitWorkspace {
-  readonly oAccum: DeviceTensor;
-  readonly lseAccum: DeviceTensor;
-
-  constructor(device: CudaDevice, splitRows: number, numHeadsK: number, numQRowsPerKvHead: number) {
-    this.lseAccum = DeviceTensor.empty(device, 'float32', [
-      splitRows,
-      numHeadsK,
-      numQRowsPerKvHead,
-    ]);
-    try {
-      this.oAccum = DeviceTensor.empty(device, 'float32', [
-        splitRows,
-        numHeadsK,
-        numQRowsPerKvHead,
-        HEAD_DIM_V,
-      ]);
-    } catch (error) {
-      this.lseAccum.dispose();
-      throw error;
-    }
-  }
-
-  dispose(): void {
-    this.oAccum.dispose();
-    this.lseAccum.dispose();
-  }
-}
 
 export class CudaBackend implements Backend {
   readonly kind = 'cuda';
@@ -58,10 +29,12 @@ export class CudaBackend implements Backend {
   readonly device: CudaDevice;
   readonly kernels: KernelSet;
   private static readonly opened = new Map<number, CudaBackend>();
+  private readonly workspaces: SplitWorkspaces;
 
   private constructor(device: CudaDevice, kernels: KernelSet) {
     this.device = device;
     this.kernels = kernels;
+    this.workspaces = new SplitWorkspaces(device);
     this.description = `cuda:${device.ordinal} ${device.name} (sm_${device.computeCapability.major}${device.computeCapability.minor}, ${device.multiProcessorCount} SMs)`;
   }
 
@@ -95,41 +68,22 @@ export class CudaBackend implements Backend {
     const lengths = this.own('cacheSeqlens', cacheSeqlens);
     const batch = lengths.shape[0];
     const numSmParts = this.numSmParts(numQRowsPerKvHead, numHeadsK);
+    const on = stream ?? this.stream;
     if (into) {
-      this.launchScheduler(lengths, into.tileSchedulerMetadata, into.numSplits, numSmParts, stream);
+      this.launchScheduler(lengths, into.tileSchedulerMetadata, into.numSplits, numSmParts, on);
       return into;
     }
-    const allocated: { dispose(): void }[] = [];
-    try {
-      const tileSchedulerMetadata = DeviceTensor.empty(this.device, 'int32', [
-        numSmParts,
-        METADATA_INTS_PER_PART,
-      ]);
-      allocated.push(tileSchedulerMetadata);
-      const numSplits = DeviceTensor.empty(this.device, 'int32', [batch + 1]);
-      allocated.push(numSplits);
-      // At most one extra split per part: b + numSmParts split rows cover any schedule.
-      const workspace = new SplitWorkspace(
-        this.device,
-        batch + numSmParts,
-        numHeadsK,
-        numQRowsPerKvHead,
-      );
-      allocated.push(workspace);
-      this.launchScheduler(lengths, tileSchedulerMetadata, numSplits, numSmParts, stream);
-      return new MlaMetadata({
-        tileSchedulerMetadata,
-        numSplits,
-        batch,
-        numQRowsPerKvHead,
-        numHeadsK,
-        numSmParts,
-        workspace,
-      });
-    } catch (error) {
-      for (const resource of allocated) resource.dispose();
-      throw error;
-    }
+    const fields = { batch, numQRowsPerKvHead, numHeadsK, numSmParts };
+    const workspace = this.workspaces.for(on, partialRows(fields));
+    const tileSchedulerMetadata = DeviceTensor.empty(
+      this.device,
+      'int32',
+      [numSmParts, METADATA_INTS_PER_PART],
+      on,
+    );
+    const numSplits = DeviceTensor.empty(this.device, 'int32', [batch + 1], on);
+    this.launchScheduler(lengths, tileSchedulerMetadata, numSplits, numSmParts, on);
+    return new MlaMetadata({ ...fields, tileSchedulerMetadata, numSplits, workspace });
   }
 
   private launchScheduler(
@@ -137,12 +91,18 @@ export class CudaBackend implements Backend {
     metadata: Tensor,
     numSplits: Tensor,
     numSmParts: number,
-    stream?: CudaStream,
+    stream: CudaStream,
   ): void {
-    launchMetadata(this.kernels, stream ?? this.stream, {
+    const scheduleTensors = [
+      lengths,
+      this.own('tileSchedulerMetadata', metadata),
+      this.own('numSplits', numSplits),
+    ];
+    for (const tensor of scheduleTensors) tensor.useOn(stream);
+    launchMetadata(this.kernels, stream, {
       cacheSeqlens: lengths.ptr,
-      tileSchedulerMetadata: this.own('tileSchedulerMetadata', metadata).ptr,
-      numSplits: this.own('numSplits', numSplits).ptr,
+      tileSchedulerMetadata: scheduleTensors[1].ptr,
+      numSplits: scheduleTensors[2].ptr,
       batch: lengths.shape[0],
       numSmParts,
       maxSeqlen: INT32_MAX, // the decode kernel clamps to each call's block-table capacity
@@ -176,32 +136,50 @@ export class CudaBackend implements Backend {
     }
     if (call.validateValues)
       checkDecodeValues(blockTable.toHostSync(), cacheSeqlens.toHostSync(), shape);
-    const workspace = metadata.workspace as SplitWorkspace;
+    const on = call.stream ?? this.stream;
+    // Decode calls on one stream share its workspace; a call on another stream than the
+    // metadata's must not share the metadata's with work that may run at the same time.
+    const workspace =
+      metadata.workspace instanceof SplitWorkspace && metadata.workspace.stream === on
+        ? metadata.workspace
+        : this.workspaces.for(on, partialRows(metadata));
+    const tileSchedulerMetadata = this.own('tileSchedulerMetadata', metadata.tileSchedulerMetadata);
+    const numSplits = this.own('numSplits', metadata.numSplits);
     const out = call.out
       ? this.own('out', call.out)
-      : DeviceTensor.empty(this.device, shape.dtype, [
-          shape.batch,
-          shape.seqlenQ,
-          shape.numHeadsQ,
-          HEAD_DIM_V,
-        ]);
-    let lse: DeviceTensor;
-    try {
-      lse = call.lse
-        ? this.own('lse', call.lse)
-        : DeviceTensor.empty(this.device, 'float32', [shape.batch, shape.numHeadsQ, shape.seqlenQ]);
-    } catch (error) {
-      if (!call.out) out.dispose();
-      throw error;
-    }
-    launchDecode(this.kernels, call.stream ?? this.stream, {
+      : DeviceTensor.empty(
+          this.device,
+          shape.dtype,
+          [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V],
+          on,
+        );
+    const lse = call.lse
+      ? this.own('lse', call.lse)
+      : DeviceTensor.empty(
+          this.device,
+          'float32',
+          [shape.batch, shape.numHeadsQ, shape.seqlenQ],
+          on,
+        );
+    for (const tensor of [
+      q,
+      kCache,
+      blockTable,
+      cacheSeqlens,
+      tileSchedulerMetadata,
+      numSplits,
+      out,
+      lse,
+    ])
+      tensor.useOn(on);
+    launchDecode(this.kernels, on, {
       shape,
       q,
       kCache,
       blockTable,
       cacheSeqlens: cacheSeqlens.ptr,
-      tileSchedulerMetadata: this.own('tileSchedulerMetadata', metadata.tileSchedulerMetadata).ptr,
-      numSplits: this.own('numSplits', metadata.numSplits).ptr,
+      tileSchedulerMetadata: tileSchedulerMetadata.ptr,
+      numSplits: numSplits.ptr,
       numSmParts: metadata.numSmParts,
       out,
       lse: lse.ptr,
@@ -217,6 +195,7 @@ export class CudaBackend implements Backend {
 
   /** Copies a host tensor to this GPU, keeping its strides (padding included). */
   upload(tensor: HostTensor): DeviceTensor {
+    checkHostTensor('tensor', tensor);
     return uploadHostTensorPreservingLayout(this.device, tensor, this.stream);
   }
 
