@@ -2,10 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { defaultBackendChoice } from '../backends.js';
 import { CudaDevice } from '../cuda/device.js';
 import { formatDriverVersion } from '../cuda/driver.js';
 import { probeCuda } from '../cuda/probe.js';
-import { GpuUnavailableError } from '../errors.js';
+import { GpuUnavailableError, OptionError } from '../errors.js';
 import { KERNEL_DIR, KernelSet, missingBinariesReason, readManifest } from '../kernels/binaries.js';
 import type { Command } from './command.js';
 
@@ -16,15 +17,19 @@ export const infoCommand: Command = {
 
 Prints the Node.js, flashmla and koffi versions, the NVIDIA driver version, every GPU (name,
 compute capability, SMs, memory), whether the kernel binaries are present and load, and for each
-backend that cannot run here, why, with the fix.
+backend that cannot run here, why, with the fix, and the backend chosen where none is named
+($FLASHMLA_BACKEND if set, else auto). Exit code 1 if FLASHMLA_BACKEND names no backend.
 
   --json   print the same as one JSON object`,
   options: { json: { type: 'boolean' } },
   async run(values) {
     const info = collectInfo();
+    const exitCode = info.defaultBackend.error === null ? 0 : 1;
     if (values.json) {
       console.log(JSON.stringify(info, null, 2));
-      return 0;
+      if (info.defaultBackend.error !== null)
+        console.error(`flashmla: ${info.defaultBackend.error}`);
+      return exitCode;
     }
     const lines = [
       `flashmla ${info.flashmla}   Node.js ${info.node}   koffi ${info.koffi ?? 'not installed'}`,
@@ -38,12 +43,22 @@ backend that cannot run here, why, with the fix.
       'backends:',
       `  cuda  ${info.cuda.usable ? `usable (${info.cuda.detail})` : `not usable: ${info.cuda.detail}${info.cuda.fix ? `\n        fix: ${info.cuda.fix}` : ''}`}`,
       '  cpu   usable (float64 split-KV on the host; slow, for checking and machines without a GPU)',
-      `default ('auto'): ${info.cuda.usable ? 'cuda' : 'cpu'}`,
+      `default backend: ${describeDefault(info)}`,
     ];
     console.log(lines.join('\n'));
-    return 0;
+    if (info.defaultBackend.error !== null) console.error(`flashmla: ${info.defaultBackend.error}`);
+    return exitCode;
   },
 };
+
+function describeDefault(info: Info): string {
+  const { choice, setBy, error } = info.defaultBackend;
+  if (error !== null) return 'none: FLASHMLA_BACKEND names no backend (auto, cuda or cpu)';
+  const resolved = choice === 'auto' ? (info.cuda.usable ? 'cuda' : 'cpu') : choice;
+  return setBy === 'FLASHMLA_BACKEND'
+    ? `${resolved} (FLASHMLA_BACKEND=${choice})`
+    : `${resolved} (auto; set FLASHMLA_BACKEND or pass --backend to choose)`;
+}
 
 interface Info {
   flashmla: string;
@@ -60,6 +75,13 @@ interface Info {
     kernelsLoad: true | string | null;
   }[];
   cuda: { usable: boolean; detail: string; fix: string };
+  /** The backend openBackend() and the commands use where none is named. */
+  defaultBackend: {
+    choice: 'auto' | 'cuda' | 'cpu' | null;
+    setBy: 'FLASHMLA_BACKEND' | 'default';
+    /** Why FLASHMLA_BACKEND is refused, or null. */
+    error: string | null;
+  };
 }
 
 function collectInfo(): Info {
@@ -91,6 +113,7 @@ function collectInfo(): Info {
     },
     gpus: [],
     cuda: { usable: false, detail: '', fix: '' },
+    defaultBackend: readDefaultBackend(),
   };
   const probe = probeCuda(0);
   if (!probe.ok) {
@@ -124,6 +147,16 @@ function collectInfo(): Info {
       };
   }
   return info;
+}
+
+function readDefaultBackend(): Info['defaultBackend'] {
+  try {
+    const { choice, from } = defaultBackendChoice();
+    return { choice, setBy: from ?? 'default', error: null };
+  } catch (error) {
+    if (!(error instanceof OptionError)) throw error;
+    return { choice: null, setBy: 'FLASHMLA_BACKEND', error: error.message };
+  }
 }
 
 function kernelsLoad(device: CudaDevice): true | string | null {
