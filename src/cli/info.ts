@@ -7,7 +7,13 @@ import { CudaDevice } from '../cuda/device.js';
 import { formatDriverVersion } from '../cuda/driver.js';
 import { probeCuda } from '../cuda/probe.js';
 import { GpuUnavailableError, OptionError } from '../errors.js';
-import { KERNEL_DIR, KernelSet, missingBinariesReason, readManifest } from '../kernels/binaries.js';
+import {
+  KERNEL_DIR,
+  KernelSet,
+  missingBinariesReason,
+  NO_BINARIES_FIX,
+  readManifest,
+} from '../kernels/binaries.js';
 import type { Command } from './command.js';
 
 export const infoCommand: Command = {
@@ -33,7 +39,7 @@ backend that cannot run here, why, with the fix, and the backend chosen where no
     }
     const lines = [
       `flashmla ${info.flashmla}   Node.js ${info.node}   koffi ${info.koffi ?? 'not installed'}`,
-      `kernel binaries: ${info.kernels.present ? `${KERNEL_DIR} (nvcc ${info.kernels.nvcc}, built ${info.kernels.builtAt})` : info.kernels.reason}`,
+      `kernel binaries: ${info.kernels.present ? `${KERNEL_DIR} (nvcc ${info.kernels.nvcc}, built ${info.kernels.builtAt})` : `${info.kernels.reason}\n        fix: ${info.kernels.fix}`}`,
       `NVIDIA driver: ${info.driver ?? 'not found'}`,
       ...info.gpus.map(
         (gpu) =>
@@ -65,7 +71,14 @@ interface Info {
   node: string;
   koffi: string | null;
   driver: string | null;
-  kernels: { present: boolean; reason: string | null; nvcc: string | null; builtAt: string | null };
+  kernels: {
+    present: boolean;
+    reason: string | null;
+    /** What would put them here, where they are missing. */
+    fix: string | null;
+    nvcc: string | null;
+    builtAt: string | null;
+  };
   gpus: {
     ordinal: number;
     name: string;
@@ -108,6 +121,7 @@ function collectInfo(): Info {
     kernels: {
       present: !missing,
       reason: missing,
+      fix: missing ? NO_BINARIES_FIX : null,
       nvcc: manifest?.nvccVersion ?? null,
       builtAt: manifest?.builtAt ?? null,
     },
@@ -143,7 +157,7 @@ function collectInfo(): Info {
       info.cuda = {
         usable: false,
         detail: first?.kernelsLoad || 'kernels do not load',
-        fix: missing ? 'run `npm run build` where nvcc 13.0 is installed' : '',
+        fix: missing ? NO_BINARIES_FIX : '',
       };
   }
   return info;
