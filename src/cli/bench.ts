@@ -124,18 +124,19 @@ export function resolveBenchSettings(
       seed: request.seed,
     },
     note: cpu
-      ? `CPU backend (float64 on the host): a much smaller default matrix than BENCHMARK.md's (b = ${CPU_MATRIX.batch}, mean length ${CPU_MATRIX.meanLengths.join(', ')}); these numbers do not compare with a GPU's`
+      ? `CPU backend (float64 on the host): a much smaller default matrix than the standard one (b = ${CPU_MATRIX.batch}, mean length ${CPU_MATRIX.meanLengths.join(', ')}); these numbers do not compare with a GPU's`
       : null,
   };
 }
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: "time decode calls over BENCHMARK.md's matrix, against the copy ceiling",
+  summary: "time decode calls over FlashMLA's benchmark matrix, against the copy ceiling",
   help: `Usage: flashmla bench [--quick] [subset flags] [--json | --csv] [--plot FILE.svg] [--save DIR]
 
-Times decode calls over BENCHMARK.md's matrix: b = 128; mean cache length 4096, 8192, 16384;
-h_q 16, 32, 64, 128; s_q 1, 2; fixed and variable lengths; causal; h_kv = 1; bf16 (48 rows).
+Times decode calls over FlashMLA's own benchmark matrix: b = 128; mean cache length 4096,
+8192, 16384; h_q 16, 32, 64, 128; s_q 1, 2; fixed and variable lengths; causal; h_kv = 1; bf16
+(48 rows; method and recorded results in the package's docs/benchmark.md).
 Each row's problem is built on the GPU (cache rows past each length are NaN), its outputs are
 checked once (finite, and the longest sequence against the float64 reference), then the median
 of many calls is reported (metadata computed once, outside the time; a call is decode + combine).

@@ -180,9 +180,9 @@ export const checkCommand: Command = {
   help: `Usage: flashmla check [--backend auto|cuda|cpu] [--device N] [--seed N] [--count N]
                       [--max-cost N] [--verbose]
 
-Draws random configurations from TESTING.md's matrix (batch, query tokens, cache length, fixed or
-variable lengths, query and KV heads, causal, bf16/fp16, padded strides, block-table padding,
-softmax scale, data distribution), runs each on the chosen backend and judges it against the
+Draws random configurations from the library's test matrix (batch, query tokens, cache length,
+fixed or variable lengths, query and KV heads, causal, bf16/fp16, padded strides, block-table
+padding, softmax scale, data distribution; see the package's docs/testing.md), runs each on the chosen backend and judges it against the
 float64 CPU reference with FlashMLA's precision rule. Prints the seed; on a mismatch prints the
 configuration and the command that reproduces it. Exit code 1 on any mismatch.
 
