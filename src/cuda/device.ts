@@ -212,6 +212,9 @@ export class CudaDevice implements DeviceProperties {
     check(driver.cuDeviceGet(deviceOut, ordinal), 'cuDeviceGet');
     const contextOut = new BigUint64Array(1);
     check(driver.cuDevicePrimaryCtxRetain(contextOut, deviceOut[0]), 'cuDevicePrimaryCtxRetain');
+    // The pool calls below run with the new context current, as every later call does.
+    check(driver.cuCtxSetCurrent(contextOut[0]), 'cuCtxSetCurrent');
+    currentContext = contextOut[0];
     const poolOut = new BigUint64Array(1);
     check(driver.cuDeviceGetDefaultMemPool(poolOut, deviceOut[0]), 'cuDeviceGetDefaultMemPool');
     const threshold = new BigUint64Array(1);
