@@ -140,6 +140,7 @@ gpuTest('dropped tensors are freed once collected, without dispose()', async (ba
   (() => {
     for (let i = 0; i < 64; i++) backend.empty('float32', [2 ** 20]);
   })();
+  device.synchronize();
   assert.ok(device.memoryPoolUsage().usedBytes - before >= 64 * 2 ** 22, 'allocated');
   for (let attempt = 0; attempt < 50; attempt++) {
     gc();
