@@ -1,7 +1,7 @@
 /**
  * Output paths of the CLI (`bench --plot FILE`, `bench --save DIR`), checked before any work so
  * that a typo costs no benchmark run: the directory is created now, one level at a time, and a
- * file is actually created in it. Permission bits are not enough (root passes every access()
+ * temporary directory is actually made (and removed) in it. Permission bits are not enough (root passes every access()
  * check, then cannot write in /proc), and a recursive mkdir under /proc never returns on some
  * Node versions, so neither is used.
  */
