@@ -112,6 +112,7 @@ const parts: [string, () => void][] = [
     'launchDecode (both kernels, params built)',
     () =>
       launchDecode(backend.kernels, backend.stream, {
+        variant: backend.decodeVariant,
         shape,
         q: problem.q,
         kCache: problem.kCache,
@@ -123,6 +124,7 @@ const parts: [string, () => void][] = [
         out: out,
         lse: lse.ptr,
         oAccum: workspace.oAccum.ptr,
+        errors: 0n,
         lseAccum: workspace.lseAccum.ptr,
       }),
   ],

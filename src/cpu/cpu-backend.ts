@@ -2,9 +2,9 @@
 import type { Backend, DecodeCall, DecodeResult } from '../backend.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
 import type { CudaStream } from '../cuda/stream.js';
-import { OptionError } from '../errors.js';
+import { MetadataMismatchError, OptionError } from '../errors.js';
 import { MlaMetadata } from '../metadata.js';
-import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
+import { computeTileSchedule, findStalePart, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -52,6 +52,19 @@ class CpuBackend implements Backend {
     const host = (tensor: Tensor) => tensor as HostTensor;
     checkDecodeValues(host(call.blockTable), host(call.cacheSeqlens), call.shape);
     const { shape, metadata } = call;
+    const stale = findStalePart(
+      host(metadata.tileSchedulerMetadata).data,
+      metadata.numSmParts,
+      host(call.cacheSeqlens).contiguous().data,
+      host(metadata.numSplits).data,
+    );
+    if (stale) {
+      throw new MetadataMismatchError(
+        'tileSchedulerMetadata',
+        `a schedule made by getMlaMetadata for these cacheSeqlens (recompute it each decode step)`,
+        `part ${stale.part} (from sequence ${stale.batch}) made for other lengths, or edited`,
+      );
+    }
     const out = call.out
       ? host(call.out)
       : HostTensor.zeros(shape.dtype, [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V]);

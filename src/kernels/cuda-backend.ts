@@ -18,7 +18,13 @@ import type { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkDecodeValues } from '../validate.js';
 import { KernelSet } from './binaries.js';
-import { launchDecode, launchMetadata, maxRowsPerKvHead } from './launch.js';
+import {
+  type DecodeVariant,
+  decodeVariantFromEnvironment,
+  launchDecode,
+  launchMetadata,
+  maxRowsPerKvHead,
+} from './launch.js';
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -57,6 +63,8 @@ export class CudaBackend implements Backend {
   readonly description: string;
   readonly device: CudaDevice;
   readonly kernels: KernelSet;
+  /** Which decode kernel runs (FLASHMLA_DECODE_KERNEL, read when the backend opens). */
+  readonly decodeVariant: DecodeVariant = decodeVariantFromEnvironment();
   private static readonly opened = new Map<number, CudaBackend>();
 
   private constructor(device: CudaDevice, kernels: KernelSet) {
@@ -195,6 +203,7 @@ export class CudaBackend implements Backend {
       throw error;
     }
     launchDecode(this.kernels, call.stream ?? this.stream, {
+      variant: this.decodeVariant,
       shape,
       q,
       kCache,
@@ -207,6 +216,7 @@ export class CudaBackend implements Backend {
       lse: lse.ptr,
       oAccum: workspace.oAccum.ptr,
       lseAccum: workspace.lseAccum.ptr,
+      errors: 0n,
     });
     return { out, lse };
   }

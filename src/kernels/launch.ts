@@ -3,9 +3,12 @@
  * the kernel's header comment says, and enqueues it on a stream. Nothing here waits.
  */
 
-import { HEAD_DIM_V, ROW_TILE } from '../config.js';
+import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE, ROW_TILE } from '../config.js';
+import type { CudaDevice } from '../cuda/device.js';
 import type { DevicePointer } from '../cuda/driver.js';
 import type { CudaStream } from '../cuda/stream.js';
+import { encodeTensorMapTiled } from '../cuda/tensor-map.js';
+import { OptionError } from '../errors.js';
 import type { DecodeShape } from '../validate.js';
 import type { KernelSet } from './binaries.js';
 import {
@@ -116,7 +119,62 @@ export function launchMetadata(
   });
 }
 
+/**
+ * The decode kernels. Every variant takes DecodeParams and the same grid, (ceil(s_q·h_q/h_kv /
+ * 64), h_kv, numSmParts): one CTA per 64-row tile, KV head and part of the schedule, walking the
+ * part's pieces; its threads and shared memory come from the layout file the build emits.
+ *   seesaw: K by TMA (4-D tensor map), both products on wgmma, two math warpgroups overlapping
+ *           softmax with the tensor cores (csrc/decode_seesaw_sm90.cu).
+ *   mma:    cp.async loads and mma.sync (csrc/decode_sm90.cu): the first, simplest kernel.
+ */
+export const DECODE_VARIANTS = {
+  seesaw: { kernel: 'flashmla_decode_seesaw', needsKTensorMap: true },
+  mma: { kernel: 'flashmla_decode', needsKTensorMap: false },
+} as const satisfies Record<string, { kernel: string; needsKTensorMap: boolean }>;
+
+export type DecodeVariant = keyof typeof DECODE_VARIANTS;
+
+/** FLASHMLA_DECODE_KERNEL picks a variant (for tests and measurements); default 'mma'. */
+export function decodeVariantFromEnvironment(): DecodeVariant {
+  const value = process.env.FLASHMLA_DECODE_KERNEL;
+  if (value === undefined || value === '') return 'mma';
+  if (!Object.hasOwn(DECODE_VARIANTS, value)) {
+    throw new OptionError(
+      'FLASHMLA_DECODE_KERNEL',
+      `one of ${Object.keys(DECODE_VARIANTS).join(', ')}`,
+      value,
+    );
+  }
+  return value as DecodeVariant;
+}
+
+/**
+ * The TMA descriptor of kCache as the 4-D tensor (576 channels, h_kv, 64 tokens, blocks), box
+ * (64, 1, 64, 1) with 128-byte swizzle: one 64 x 64 sub-tile of one block. Encoding costs host
+ * time, and a cache tensor lives for many calls, so each is encoded once.
+ */
+const kTensorMaps = new WeakMap<KernelTensor, Uint8Array>();
+
+function kTensorMap(device: CudaDevice, kCache: KernelTensor, shape: DecodeShape): Uint8Array {
+  const cached = kTensorMaps.get(kCache);
+  if (cached) return cached;
+  const map = encodeTensorMapTiled(device, {
+    dtype: shape.dtype,
+    globalAddress: kCache.ptr,
+    // An empty pool still needs a dimension of 1: the kernels treat every block id as out of
+    // range there and ask for boxes past the end, which TMA fills with zeros without reading.
+    globalDims: [HEAD_DIM_K, shape.numHeadsKv, PAGE_BLOCK_SIZE, Math.max(shape.numBlocks, 1)],
+    globalStridesBytes: [kCache.strides[2] * 2, kCache.strides[1] * 2, kCache.strides[0] * 2],
+    boxDims: [64, 1, PAGE_BLOCK_SIZE, 1],
+    swizzle: '128B',
+    l2Promotion: '256B',
+  });
+  kTensorMaps.set(kCache, map);
+  return map;
+}
+
 export interface DecodeLaunch {
+  variant: DecodeVariant;
   shape: DecodeShape;
   q: KernelTensor;
   kCache: KernelTensor;
@@ -129,20 +187,27 @@ export interface DecodeLaunch {
   lse: DevicePointer;
   oAccum: DevicePointer;
   lseAccum: DevicePointer;
+  /** Where the kernel reports bad values (a DeviceErrorReport), or 0n for nowhere. */
+  errors: DevicePointer;
 }
 
-/** The split-KV decode kernel, then the combine kernel (programmatic dependent launch). */
+/** A split-KV decode kernel, then the combine kernel (programmatic dependent launch). */
 export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: DecodeLaunch): void {
   const { shape } = launch;
-  const decodeName = kernelName('flashmla_decode', shape.dtype);
+  const variant = DECODE_VARIANTS[launch.variant];
+  const decodeName = kernelName(variant.kernel, shape.dtype);
   const decodeInfo = kernels.kernelInfo(decodeName);
   const attention = attentionShape(shape, launch.q, launch.kCache, launch.blockTable, launch.out);
+  const params = withAttention(DecodeParamsLayout, attention);
+  if (variant.needsKTensorMap) {
+    params.set('k_tensor_map', kTensorMap(kernels.device, launch.kCache, shape));
+  }
   kernels.get(decodeName).launch({
     grid: [Math.ceil(shape.rowsPerKvHead / ROW_TILE), shape.numHeadsKv, launch.numSmParts],
     block: [decodeInfo.threads, 1, 1],
     sharedBytes: decodeInfo.dynamicSmemBytes ?? 0,
     stream,
-    params: withAttention(DecodeParamsLayout, attention)
+    params: params
       .set('q', launch.q.ptr)
       .set('k_cache', launch.kCache.ptr)
       .set('block_table', launch.blockTable.ptr)
@@ -153,6 +218,7 @@ export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: Dec
       .set('lse', launch.lse)
       .set('o_accum', launch.oAccum)
       .set('lse_accum', launch.lseAccum)
+      .set('errors', launch.errors)
       .set('num_sm_parts', launch.numSmParts).bytes,
   });
   launchCombine(kernels, stream, {

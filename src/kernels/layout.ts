@@ -5,24 +5,26 @@
  * cannot drift apart silently.
  */
 
-export type FieldType = 'i32' | 'f32' | 'i64' | 'u64' | 'ptr' | 'i32[3]' | 'bytes[128]';
+export type FieldType = 'i32' | 'u32' | 'f32' | 'i64' | 'u64' | 'ptr' | 'i32[2]' | 'bytes[128]';
 
 const TYPE_SIZE: Record<FieldType, number> = {
   i32: 4,
+  u32: 4,
   f32: 4,
   i64: 8,
   u64: 8,
   ptr: 8,
-  'i32[3]': 12,
+  'i32[2]': 8,
   'bytes[128]': 128,
 };
 const TYPE_ALIGN: Record<FieldType, number> = {
   i32: 4,
+  u32: 4,
   f32: 4,
   i64: 8,
   u64: 8,
   ptr: 8,
-  'i32[3]': 4,
+  'i32[2]': 4,
   'bytes[128]': 64,
 };
 
@@ -95,7 +97,15 @@ export const TileScheduleLayout = defineStruct([
   ['end_batch', 'i32'],
   ['end_token', 'i32'],
   ['begin_split', 'i32'],
-  ['reserved', 'i32[3]'],
+  ['seal', 'u32'],
+  ['reserved', 'i32[2]'],
+]);
+
+export const DeviceErrorReportLayout = defineStruct([
+  ['flags', 'i32'],
+  ['block_id_batch', 'i32'],
+  ['length_batch', 'i32'],
+  ['schedule_batch', 'i32'],
 ]);
 
 export const MetadataParamsLayout = defineStruct([
@@ -109,6 +119,7 @@ export const MetadataParamsLayout = defineStruct([
 ]);
 
 export const DecodeParamsLayout = defineStruct([
+  ['k_tensor_map', 'bytes[128]'],
   ['shape', AttentionShapeLayout],
   ['q', 'ptr'],
   ['k_cache', 'ptr'],
@@ -120,6 +131,7 @@ export const DecodeParamsLayout = defineStruct([
   ['lse', 'ptr'],
   ['o_accum', 'ptr'],
   ['lse_accum', 'ptr'],
+  ['errors', 'ptr'],
   ['num_sm_parts', 'i32'],
   ['reserved', 'i32'],
 ]);
@@ -167,6 +179,7 @@ export const TmaProbeParamsLayout = defineStruct([
 /** Every struct of params.h, by its C name (what layout.json lists). */
 export const PARAM_LAYOUTS: Record<string, StructLayout> = {
   TileSchedule: TileScheduleLayout,
+  DeviceErrorReport: DeviceErrorReportLayout,
   MetadataParams: MetadataParamsLayout,
   AttentionShape: AttentionShapeLayout,
   DecodeParams: DecodeParamsLayout,
@@ -195,6 +208,9 @@ export class ParamBlock<Name extends string> {
       case 'i32':
         this.view.setInt32(offset, checkInt32(name, value), true);
         break;
+      case 'u32':
+        this.view.setUint32(offset, Number(value) >>> 0, true);
+        break;
       case 'f32':
         this.view.setFloat32(offset, Number(value), true);
         break;
@@ -206,7 +222,7 @@ export class ParamBlock<Name extends string> {
       case 'bytes[128]':
         this.bytes.set(value as Uint8Array, offset);
         break;
-      case 'i32[3]':
+      case 'i32[2]':
         throw new Error(`${name}: reserved arrays are left zero`);
     }
     return this;
