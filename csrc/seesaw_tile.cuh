@@ -35,8 +35,11 @@ struct Elem;
 
 template <>
 struct Elem<__nv_bfloat16> {
-  static __device__ __forceinline__ void qk(float (&d)[kScoreRegs], uint64_t a, uint64_t b, uint32_t acc) {
-    wgmma::wgmma_m64n64k16_ss_bf16(d, a, b, acc);
+  static __device__ __forceinline__ void qk(float (&d)[kScoreRegs], uint64_t a, uint64_t b) {
+    wgmma::wgmma_m64n64k16_ss_bf16(d, a, b, 1);
+  }
+  static __device__ __forceinline__ void qk_overwrite(float (&d)[kScoreRegs], uint64_t a, uint64_t b) {
+    wgmma::wgmma_m64n64k16_ss_bf16_overwrite(d, a, b);
   }
   static __device__ __forceinline__ void pv(float (&d)[kOutRegs], const uint32_t (&a)[4], uint64_t b) {
     wgmma::wgmma_m64n256k16_rs_bf16(d, a, b, 1);
@@ -52,8 +55,11 @@ struct Elem<__nv_bfloat16> {
 
 template <>
 struct Elem<__half> {
-  static __device__ __forceinline__ void qk(float (&d)[kScoreRegs], uint64_t a, uint64_t b, uint32_t acc) {
-    wgmma::wgmma_m64n64k16_ss_fp16(d, a, b, acc);
+  static __device__ __forceinline__ void qk(float (&d)[kScoreRegs], uint64_t a, uint64_t b) {
+    wgmma::wgmma_m64n64k16_ss_fp16(d, a, b, 1);
+  }
+  static __device__ __forceinline__ void qk_overwrite(float (&d)[kScoreRegs], uint64_t a, uint64_t b) {
+    wgmma::wgmma_m64n64k16_ss_fp16_overwrite(d, a, b);
   }
   static __device__ __forceinline__ void pv(float (&d)[kOutRegs], const uint32_t (&a)[4], uint64_t b) {
     wgmma::wgmma_m64n256k16_rs_fp16(d, a, b, 1);
@@ -80,21 +86,30 @@ __device__ __forceinline__ Lane lane_of(int thread_in_warpgroup) {
   return Lane{thread_in_warpgroup / 32, lane / 4, lane % 4};
 }
 
-// S = Q·Kᵀ over the 9 sub-tiles of a block, each issued as soon as its TMA has landed. Leaves
-// the product committed as one wgmma group; the caller waits for it.
-template <typename T>
+// Issues part of S = Q·Kᵀ for one block: sub-tiles Order::subtile(kBegin .. kEnd - 1) (the order
+// their TMA loads were issued in), each as soon as it has landed, committed as one wgmma group;
+// the caller waits for it. Part kBegin = 0 overwrites S, later parts accumulate. The fence after
+// each wait keeps the warpgroup converged for ptxas (otherwise it serialises every wgmma of the
+// kernel).
+template <typename T, typename Order, int kBegin, int kEnd>
 __device__ __forceinline__ void issue_scores(float (&s)[kScoreRegs], uint32_t q_tile, uint32_t kv_tile,
                                              uint32_t full_bars, uint32_t parity) {
   wgmma::fence();
 #pragma unroll
-  for (int sub = 0; sub < kSubtilesK; ++sub) {
+  for (int i = kBegin; i < kEnd; ++i) {
+    const int sub = Order::subtile(i);
     ptx::mbarrier_wait(full_bars + 8 * sub, parity);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kSubtileCols / 16; ++kk) {
       const uint32_t offset = sub * kSubtileBytes + kk * 32;
-      Elem<T>::qk(s, wgmma::smem_desc_sw128(q_tile + offset, 16, kGroupBytes),
-                  wgmma::smem_desc_sw128(kv_tile + offset, 16, kGroupBytes), sub != 0 || kk != 0);
+      const uint64_t a = wgmma::smem_desc_sw128(q_tile + offset, 16, kGroupBytes);
+      const uint64_t b = wgmma::smem_desc_sw128(kv_tile + offset, 16, kGroupBytes);
+      if (i == 0 && kk == 0) {
+        Elem<T>::qk_overwrite(s, a, b);
+      } else {
+        Elem<T>::qk(s, a, b);
+      }
     }
   }
   wgmma::commit_group();

@@ -32,8 +32,8 @@ static_assert(kDecodeSmemBytes <= kSm90MaxSmemPerBlock, "decode shared memory ex
 // (65536 / 384); the producer gives most of its registers to the math warpgroups (setmaxnreg).
 constexpr int kSeesawThreads = 384;
 constexpr int kSeesawMathThreads = 256;
-constexpr int kSeesawMathRegisters = 232;
-constexpr int kSeesawProducerRegisters = 40;
+constexpr int kSeesawMathRegisters = 224;
+constexpr int kSeesawProducerRegisters = 56;
 static_assert(kSeesawMathThreads * kSeesawMathRegisters + (kSeesawThreads - kSeesawMathThreads) * kSeesawProducerRegisters <=
                   65536,
               "the register file holds both roles");
@@ -50,14 +50,14 @@ constexpr int kSubtilesV = kHeadDimV / kSubtileCols;          // the first 8 are
 // the base up.
 struct SeesawSharedStorage {
   uint8_t q[kSubtilesK][kSubtileBytes];      // the query tile, 64 rows x 576
-  uint8_t kv[2][kSubtilesK][kSubtileBytes];  // two KV blocks; sub-tile 8 (RoPE) of kv[0] carries P1
+  uint8_t kv[2][kSubtilesK][kSubtileBytes];  // two KV blocks; sub-tile 8 (RoPE) of kv[1] carries P1
   uint8_t p0[kSubtileBytes];                 // warpgroup 0's probabilities, for warpgroup 1
   float row_max[kRowTile];                   // the running max (raw q.k units), shared
   float scale0[kRowTile];                    // exp(m_old - m_new0): warpgroup 0's rescale
   float scale1[kRowTile];                    // exp(m_new0 - m_new1): warpgroup 1's rescale
   float row_sum[2][kRowTile];                // each warpgroup's share of the row sums
   uint64_t kv_full[2][kSubtilesK];           // one mbarrier per sub-tile: its TMA has landed
-  uint64_t kv_empty[2];                      // every math warp is done with the block
+  uint64_t kv_free[5];                       // per group of sub-tiles: its last reader is done
 };
 constexpr int kSeesawSmemAlignment = 1024;
 constexpr int kSeesawSmemBytes = static_cast<int>(sizeof(SeesawSharedStorage)) + kSeesawSmemAlignment;
