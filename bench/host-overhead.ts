@@ -4,15 +4,15 @@
  * call once the JIT has warmed up, next to the GPU time of the same call measured with events.
  * Run on a GPU host: node dist/bench/host-overhead.js
  */
-import { flashMlaWithKvcache, getMlaMetadata } from '../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../src/api/decode.js';
+import { checkDecodeArguments } from '../src/api/validate.js';
 import { HEAD_DIM_V } from '../src/config.js';
 import type { DeviceTensor } from '../src/cuda/device-tensor.js';
 import { captureGraph } from '../src/cuda/graph.js';
-import { CudaBackend } from '../src/kernels/cuda-backend.js';
-import { launchDecode } from '../src/kernels/launch.js';
-import { CombineParamsLayout, ParamBlock } from '../src/kernels/layout.js';
+import { CudaBackend } from '../src/cuda-backend/backend.js';
+import { launchDecode } from '../src/cuda-backend/launch.js';
+import { CombineParamsLayout, ParamBlock } from '../src/cuda-backend/layout.js';
 import { Random } from '../src/tensor/random.js';
-import { checkDecodeArguments } from '../src/validate.js';
 import { generateOnGpu } from '../src/verify/gpu-problems.js';
 import { median } from '../src/verify/run.js';
 

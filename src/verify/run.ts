@@ -2,8 +2,8 @@
  * Runs a host problem on any backend through the public API and checks it against the float64
  * reference: what `flashmla demo` and `flashmla check` do for each configuration.
  */
-import { flashMlaWithKvcache, getMlaMetadata } from '../api.js';
-import type { Backend } from '../backend.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../api/decode.js';
+import type { Backend } from '../backend/backend.js';
 import { HEAD_DIM_V } from '../config.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';

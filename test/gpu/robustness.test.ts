@@ -4,7 +4,7 @@
  * grids past the 65535 limit of their y/z dimensions.
  */
 import assert from 'node:assert/strict';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { captureGraph } from '../../src/cuda/graph.js';
 import { copyHostToDeviceSync } from '../../src/cuda/memory.js';

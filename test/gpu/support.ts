@@ -5,21 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
+import type { DecodeShape } from '../../src/api/validate.js';
+import { checkDecodeArguments } from '../../src/api/validate.js';
+import type { MlaMetadata } from '../../src/backend/metadata.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { copyDeviceToHostSync, DeviceBuffer, fill, subspan } from '../../src/cuda/memory.js';
+import { CudaBackend } from '../../src/cuda-backend/backend.js';
+import { launchReference } from '../../src/cuda-backend/launch.js';
 import { GpuUnavailableError } from '../../src/errors.js';
-import { CudaBackend } from '../../src/kernels/cuda-backend.js';
-import { launchReference } from '../../src/kernels/launch.js';
-import type { MlaMetadata } from '../../src/metadata.js';
 import { bytesPerElement } from '../../src/tensor/dtype.js';
 import { float32ToBf16Bits, float32ToFp16Bits } from '../../src/tensor/half.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { numel } from '../../src/tensor/tensor.js';
-import type { DecodeShape } from '../../src/validate.js';
-import { checkDecodeArguments } from '../../src/validate.js';
 import type { DeviceProblem } from '../../src/verify/gpu-problems.js';
 import type { Problem } from '../../src/verify/problems.js';
 

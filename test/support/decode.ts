@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { judgeDecode } from '../../src/verify/precision.js';

@@ -3,7 +3,7 @@
  * the left axis and a TFLOPS bar against the right one, the copy ceiling as a labelled line on
  * the GB/s scale, rows labelled along x, the card and date in the title.
  */
-import { formatNumber } from '../cli/table.js';
+import { formatNumber } from '../table.js';
 import type { BenchReport } from './report.js';
 
 const GBPS_COLOR = '#4e79a7';

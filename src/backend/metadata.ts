@@ -4,8 +4,8 @@
  * call allocates (a whole step can be captured in a CUDA graph). flashMlaWithKvcache finds the
  * record from the tileSchedulerMetadata tensor it is given and checks it fits the call.
  */
-import { MetadataMismatchError } from './errors.js';
-import { formatShape, type Tensor } from './tensor/tensor.js';
+import { MetadataMismatchError } from '../errors.js';
+import { formatShape, type Tensor } from '../tensor/tensor.js';
 
 /** A resource the metadata owns besides its two tensors (the GPU split workspace). */
 export interface OwnedResource {

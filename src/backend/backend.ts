@@ -2,12 +2,13 @@
  * What a backend does. The public API validates the arguments, finds the backend where the
  * tensors live, and hands it a checked call.
  */
-import type { CudaStream } from './cuda/stream.js';
+
+import type { DecodeShape } from '../api/validate.js';
+import type { CudaStream } from '../cuda/stream.js';
+import type { DType } from '../tensor/dtype.js';
+import type { HostTensor } from '../tensor/host-tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { MlaMetadata } from './metadata.js';
-import type { DType } from './tensor/dtype.js';
-import type { HostTensor } from './tensor/host-tensor.js';
-import type { Tensor } from './tensor/tensor.js';
-import type { DecodeShape } from './validate.js';
 
 export type BackendKind = 'cpu' | 'cuda';
 

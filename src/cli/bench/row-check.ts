@@ -6,15 +6,15 @@
  * an element it never writes shows too), and one sampled sequence, the longest, must match the
  * float64 reference for two query heads under TESTING.md's precision rule.
  */
-import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../config.js';
-import { attendedKeyCount } from '../cpu/problem.js';
-import { DeviceTensor } from '../cuda/device-tensor.js';
-import { copyDeviceToHostSync, subspan } from '../cuda/memory.js';
-import { StrideError } from '../errors.js';
-import { allocateHostArray, bytesPerElement } from '../tensor/dtype.js';
-import { HostTensor } from '../tensor/host-tensor.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { judgeDecode } from '../verify/precision.js';
+import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../../config.js';
+import { DeviceTensor } from '../../cuda/device-tensor.js';
+import { copyDeviceToHostSync, subspan } from '../../cuda/memory.js';
+import { StrideError } from '../../errors.js';
+import { attendedKeyCount } from '../../reference/problem.js';
+import { allocateHostArray, bytesPerElement } from '../../tensor/dtype.js';
+import { HostTensor } from '../../tensor/host-tensor.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { judgeDecode } from '../../verify/precision.js';
 
 /** The inputs of one timed decode call, wherever they live. */
 export interface RowInputs {

@@ -4,7 +4,7 @@
  * is the best of several random candidates, completed value by value to cover the most
  * uncovered pairs. Pairs that no valid row can hold are dropped. Deterministic for a given seed.
  */
-import type { Random } from '../tensor/random.js';
+import type { Random } from '../../src/tensor/random.js';
 
 export type Factors = Record<string, readonly unknown[]>;
 export type Row<F extends Factors> = { [K in keyof F]: F[K][number] };

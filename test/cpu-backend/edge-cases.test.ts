@@ -1,9 +1,9 @@
 /** TESTING.md's edge cases that apply to the host, each its own named test (CPU backend). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_K, HEAD_DIM_V } from '../../src/config.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { comparePrecision, compareStress } from '../../src/verify/precision.js';

@@ -2,7 +2,7 @@
  * Argument checks for the public API. Everything here runs before any backend does work, and
  * every failure names the argument, what was expected and what was given.
  */
-import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from './config.js';
+import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../config.js';
 import {
   DeviceMismatchError,
   DtypeError,
@@ -11,9 +11,9 @@ import {
   ShapeError,
   StrideError,
   ValueError,
-} from './errors.js';
-import type { DType } from './tensor/dtype.js';
-import type { HostTensor } from './tensor/host-tensor.js';
+} from '../errors.js';
+import type { DType } from '../tensor/dtype.js';
+import type { HostTensor } from '../tensor/host-tensor.js';
 import {
   describeDevice,
   formatShape,
@@ -21,7 +21,7 @@ import {
   sameDevice,
   type Tensor,
   type TensorDevice,
-} from './tensor/tensor.js';
+} from '../tensor/tensor.js';
 
 const INT32_MAX = 2 ** 31 - 1;
 /** Outer strides of q and kCache must keep rows 16-byte aligned (what TMA and 16-byte loads need). */

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../../src/tensor/random.js';
-import { pairwiseDesign } from '../../src/verify/pairwise.js';
 import { generateProblem, type ProblemConfig } from '../../src/verify/problems.js';
 import { assertHostDecodeMatches } from '../support/decode.js';
+import { pairwiseDesign } from '../support/pairwise.js';
 
 const HEAD_LAYOUTS = [
   [1, 1],

@@ -3,7 +3,10 @@
  * stream (the device's default stream unless the call names one). Calls return at once; results
  * are read with `await tensor.toHost()`.
  */
-import type { Backend, DecodeCall, DecodeResult } from '../backend.js';
+
+import { checkDecodeValues } from '../api/validate.js';
+import type { Backend, DecodeCall, DecodeResult } from '../backend/backend.js';
+import { MlaMetadata } from '../backend/metadata.js';
 import { HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
 import { CudaDevice } from '../cuda/device.js';
 import { DeviceTensor, uploadHostTensorPreservingLayout } from '../cuda/device-tensor.js';
@@ -11,12 +14,10 @@ import { CudaEvent } from '../cuda/event.js';
 import { probeCuda } from '../cuda/probe.js';
 import type { CudaStream } from '../cuda/stream.js';
 import { DeviceMismatchError, GpuUnavailableError, LimitError, StrideError } from '../errors.js';
-import { MlaMetadata } from '../metadata.js';
 import { numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkDecodeValues } from '../validate.js';
 import { KernelSet } from './binaries.js';
 import { launchDecode, launchMetadata, maxRowsPerKvHead } from './launch.js';
 

@@ -4,11 +4,11 @@
  * CPU with one line on stderr saying why), 'cuda' (or GpuUnavailableError with the reason) or
  * 'cpu'. The environment variable FLASHMLA_BACKEND overrides the choice.
  */
-import type { Backend } from './backend.js';
-import { cpuBackend } from './cpu/cpu-backend.js';
-import { GpuUnavailableError, OptionError } from './errors.js';
-import { CudaBackend } from './kernels/cuda-backend.js';
-import type { TensorDevice } from './tensor/tensor.js';
+import type { Backend } from '../backend/backend.js';
+import { cpuBackend } from '../cpu-backend/backend.js';
+import { CudaBackend } from '../cuda-backend/backend.js';
+import { GpuUnavailableError, OptionError } from '../errors.js';
+import type { TensorDevice } from '../tensor/tensor.js';
 import { describeValue } from './validate.js';
 
 export type BackendChoice = 'auto' | 'cuda' | 'cpu';

@@ -4,18 +4,18 @@
  * one flashMlaWithKvcache (decode + combine); the metadata is computed once, outside the time,
  * as a model computes it once per decode step and reuses it across layers.
  */
-import { flashMlaWithKvcache, getMlaMetadata } from '../api.js';
-import type { Backend } from '../backend.js';
-import { HEAD_DIM_V } from '../config.js';
-import { DeviceTensor } from '../cuda/device-tensor.js';
-import { DeviceBuffer, fill } from '../cuda/memory.js';
-import { CudaBackend } from '../kernels/cuda-backend.js';
-import { launchCopy } from '../kernels/launch.js';
-import { Random } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { generateOnGpu } from '../verify/gpu-problems.js';
-import { generateProblem } from '../verify/problems.js';
-import { median } from '../verify/run.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../api/decode.js';
+import type { Backend } from '../../backend/backend.js';
+import { HEAD_DIM_V } from '../../config.js';
+import { DeviceTensor } from '../../cuda/device-tensor.js';
+import { DeviceBuffer, fill } from '../../cuda/memory.js';
+import { CudaBackend } from '../../cuda-backend/backend.js';
+import { launchCopy } from '../../cuda-backend/launch.js';
+import { Random } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { generateOnGpu } from '../../verify/gpu-problems.js';
+import { generateProblem } from '../../verify/problems.js';
+import { median } from '../../verify/run.js';
 import { type BenchRowConfig, countWork, rowLabel } from './matrix.js';
 import { checkRow } from './row-check.js';
 

@@ -3,10 +3,10 @@
  * the kernel's header comment says, and enqueues it on a stream. Nothing here waits.
  */
 
+import type { DecodeShape } from '../api/validate.js';
 import { HEAD_DIM_V, ROW_TILE } from '../config.js';
 import type { DevicePointer } from '../cuda/driver.js';
 import type { CudaStream } from '../cuda/stream.js';
-import type { DecodeShape } from '../validate.js';
 import type { KernelSet } from './binaries.js';
 import {
   AttentionShapeLayout,

@@ -3,7 +3,7 @@
  * own decode benchmark), so our numbers line up with the FlashMLA table there row by row; the
  * counting is FlashMLA's too, so TFLOPS and GB/s compare.
  */
-import { HEAD_DIM_K, HEAD_DIM_V } from '../config.js';
+import { HEAD_DIM_K, HEAD_DIM_V } from '../../config.js';
 
 export type BenchDtype = 'bf16' | 'fp16';
 

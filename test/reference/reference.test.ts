@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HEAD_DIM_K, HEAD_DIM_V } from '../../src/config.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 
 /** A tiny problem: every q and cache value 0 unless set; unused cache rows NaN. */

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as config from '../../src/config.js';
-import { missingBinariesReason, readLayoutFile } from '../../src/kernels/binaries.js';
-import { defineStruct, PARAM_LAYOUTS, ParamBlock } from '../../src/kernels/layout.js';
+import { missingBinariesReason, readLayoutFile } from '../../src/cuda-backend/binaries.js';
+import { defineStruct, PARAM_LAYOUTS, ParamBlock } from '../../src/cuda-backend/layout.js';
 
 const missing = missingBinariesReason();
 

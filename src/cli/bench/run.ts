@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import type { Backend } from '../backend.js';
-import { CudaBackend } from '../kernels/cuda-backend.js';
+import type { Backend } from '../../backend/backend.js';
+import { CudaBackend } from '../../cuda-backend/backend.js';
 import { buildMatrix, rowLabel } from './matrix.js';
 import { type BenchRowResult, measureCopyCeiling, measureRow } from './measure.js';
 import { type BenchReport, type BenchSettings, MATRIX_CEILING_REASON } from './report.js';
@@ -49,6 +49,6 @@ function hostCpuName(): string {
 }
 
 function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
+  const url = new URL('../../../../package.json', import.meta.url);
   return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
 }

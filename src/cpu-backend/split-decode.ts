@@ -5,11 +5,11 @@
  * slow but exercises the same split-and-combine arithmetic, and it is what runs where no GPU is.
  */
 import { HEAD_DIM_K, HEAD_DIM_V } from '../config.js';
+import { type HostDecodeInputs, HostProblem } from '../reference/problem.js';
+import { attendRow } from '../reference/reference.js';
 import { piecesOfPart } from '../scheduler.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import { encodeElement } from '../tensor/host-tensor.js';
-import { type HostDecodeInputs, HostProblem } from './problem.js';
-import { attendRow } from './reference.js';
 
 export interface CpuSchedule {
   tileSchedulerMetadata: Int32Array;

@@ -2,7 +2,7 @@
  * A benchmark run as data, and its three text forms: the fixed-width table people read, JSON
  * (everything, for saving and comparing runs) and CSV (the rows, for spreadsheets).
  */
-import { formatNumber, formatTable } from '../cli/table.js';
+import { formatNumber, formatTable } from '../table.js';
 import type { MatrixSpec } from './matrix.js';
 import type { BenchRowResult, CopyCeiling } from './measure.js';
 

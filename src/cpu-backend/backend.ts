@@ -1,14 +1,15 @@
 /** The CPU backend: the split-and-combine algorithm of the GPU, run on the host in float64. */
-import type { Backend, DecodeCall, DecodeResult } from '../backend.js';
+
+import { checkDecodeValues } from '../api/validate.js';
+import type { Backend, DecodeCall, DecodeResult } from '../backend/backend.js';
+import { MlaMetadata } from '../backend/metadata.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
 import type { CudaStream } from '../cuda/stream.js';
 import { OptionError } from '../errors.js';
-import { MlaMetadata } from '../metadata.js';
 import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkDecodeValues } from '../validate.js';
 import { cpuDecode } from './split-decode.js';
 
 class CpuBackend implements Backend {

@@ -4,15 +4,15 @@
  * where the tensors live (all on the host: the CPU; all on one GPU: CUDA; anything else is an
  * error) and hands it the checked call.
  */
-import type { DecodeResult } from './backend.js';
-import { backendForDevice } from './backends.js';
-import { MAX_SCHEDULER_BATCH } from './config.js';
-import type { DeviceTensor } from './cuda/device-tensor.js';
-import type { CudaStream } from './cuda/stream.js';
-import { LimitError, OptionError } from './errors.js';
-import { MlaMetadata, metadataFor } from './metadata.js';
-import type { HostTensor } from './tensor/host-tensor.js';
-import type { Tensor } from './tensor/tensor.js';
+import type { DecodeResult } from '../backend/backend.js';
+import { MlaMetadata, metadataFor } from '../backend/metadata.js';
+import { MAX_SCHEDULER_BATCH } from '../config.js';
+import type { DeviceTensor } from '../cuda/device-tensor.js';
+import type { CudaStream } from '../cuda/stream.js';
+import { LimitError, OptionError } from '../errors.js';
+import type { HostTensor } from '../tensor/host-tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { backendForDevice } from './open-backend.js';
 import {
   checkCacheSeqlens,
   checkDecodeArguments,
