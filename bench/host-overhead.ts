@@ -7,11 +7,11 @@
 import { flashMlaWithKvcache, getMlaMetadata } from '../src/api/decode.js';
 import { checkDecodeArguments } from '../src/api/validate.js';
 import { HEAD_DIM_V } from '../src/config.js';
-import type { DeviceTensor } from '../src/cuda/device-tensor.js';
 import { captureGraph } from '../src/cuda/graph.js';
 import { CudaBackend } from '../src/cuda-backend/backend.js';
 import { launchDecode } from '../src/cuda-backend/launch.js';
 import { CombineParamsLayout, ParamBlock } from '../src/cuda-backend/layout.js';
+import type { CudaMlaMetadata } from '../src/cuda-backend/metadata.js';
 import { Random } from '../src/tensor/random.js';
 import { generateOnGpu } from '../src/verify/gpu-problems.js';
 import { median } from '../src/verify/run.js';
@@ -78,7 +78,7 @@ const shape = checkDecodeArguments(
   HEAD_DIM_V,
   { causal: true },
 );
-const workspace = metadata.workspace as unknown as { oAccum: DeviceTensor; lseAccum: DeviceTensor };
+const { pointers } = metadata as CudaMlaMetadata;
 const combine = backend.kernels.get('flashmla_combine_bf16');
 const params = new ParamBlock(CombineParamsLayout).bytes; // all zero: batch 0, the kernel returns at once
 const parts: [string, () => void][] = [
@@ -117,13 +117,13 @@ const parts: [string, () => void][] = [
         kCache: problem.kCache,
         blockTable: problem.blockTable,
         cacheSeqlens: problem.cacheSeqlens.ptr,
-        tileSchedulerMetadata: (metadata.tileSchedulerMetadata as DeviceTensor).ptr,
-        numSplits: (metadata.numSplits as DeviceTensor).ptr,
+        tileSchedulerMetadata: pointers.tileSchedulerMetadata,
+        numSplits: pointers.numSplits,
         numSmParts: metadata.numSmParts,
         out: out,
         lse: lse.ptr,
-        oAccum: workspace.oAccum.ptr,
-        lseAccum: workspace.lseAccum.ptr,
+        oAccum: pointers.oAccum,
+        lseAccum: pointers.lseAccum,
       }),
   ],
 ];

@@ -6,14 +6,14 @@ export {
   type MetadataOptions,
 } from './api/decode.js';
 export { type BackendChoice, type OpenBackendOptions, openBackend } from './api/open-backend.js';
-export type { Backend, BackendKind, DecodeResult } from './backend/backend.js';
-export { MlaMetadata } from './backend/metadata.js';
+export type { Backend, BackendKind, CapturedGraph, DecodeResult } from './backend/backend.js';
+export type { BackendLimits } from './backend/limits.js';
+export { type MetadataTensors, MlaMetadata } from './backend/metadata.js';
 export * from './config.js';
 export { CudaDevice } from './cuda/device.js';
 export { DeviceTensor } from './cuda/device-tensor.js';
 export { CudaContextLostError, CudaError } from './cuda/errors.js';
 export { CudaEvent } from './cuda/event.js';
-export { CudaGraph, CudaGraphExec, captureGraph } from './cuda/graph.js';
 export { type CudaProbe, probeCuda } from './cuda/probe.js';
 export { CudaStream } from './cuda/stream.js';
 export * from './errors.js';
@@ -33,7 +33,5 @@ export {
   roundToFp16,
 } from './tensor/half.js';
 export { HostTensor } from './tensor/host-tensor.js';
-export { Random } from './tensor/random.js';
 export type { Tensor, TensorDevice } from './tensor/tensor.js';
 export { comparePrecision, compareStress, type PrecisionReport } from './verify/precision.js';
-export { generateProblem, type Problem, type ProblemConfig } from './verify/problems.js';

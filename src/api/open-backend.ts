@@ -8,8 +8,8 @@ import type { Backend } from '../backend/backend.js';
 import { cpuBackend } from '../cpu-backend/backend.js';
 import { CudaBackend } from '../cuda-backend/backend.js';
 import { GpuUnavailableError, OptionError } from '../errors.js';
+import { checkOptionKeys, describeValue } from '../options.js';
 import type { TensorDevice } from '../tensor/tensor.js';
-import { describeValue } from './validate.js';
 
 export type BackendChoice = 'auto' | 'cuda' | 'cpu';
 
@@ -22,6 +22,11 @@ export interface OpenBackendOptions {
 }
 
 const CHOICES: readonly BackendChoice[] = ['auto', 'cuda', 'cpu'];
+const OPTION_KEYS: ReadonlySet<string> = new Set<keyof OpenBackendOptions>([
+  'backend',
+  'device',
+  'onFallback',
+]);
 
 export function backendChoice(requested: BackendChoice | undefined): BackendChoice {
   const fromEnv = process.env.FLASHMLA_BACKEND;
@@ -42,6 +47,7 @@ export function backendChoice(requested: BackendChoice | undefined): BackendChoi
 }
 
 export function openBackend(options: OpenBackendOptions = {}): Backend {
+  checkOptionKeys('options', options, OPTION_KEYS);
   const choice = backendChoice(options.backend);
   if (choice === 'cpu') return cpuBackend;
   const ordinal = options.device ?? 0;

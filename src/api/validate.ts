@@ -2,7 +2,11 @@
  * Argument checks for the public API. Everything here runs before any backend does work, and
  * every failure names the argument, what was expected and what was given.
  */
+import type { DecodeCall, DecodeShape, MetadataCall } from '../backend/backend.js';
+import { type MetadataTensors, MlaMetadata } from '../backend/metadata.js';
 import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../config.js';
+import { DeviceTensor } from '../cuda/device-tensor.js';
+import { CudaStream } from '../cuda/stream.js';
 import {
   DeviceMismatchError,
   DtypeError,
@@ -12,6 +16,7 @@ import {
   StrideError,
   ValueError,
 } from '../errors.js';
+import { checkOptionKeys, describeValue } from '../options.js';
 import type { DType } from '../tensor/dtype.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import {
@@ -26,27 +31,6 @@ import {
 const INT32_MAX = 2 ** 31 - 1;
 /** Outer strides of q and kCache must keep rows 16-byte aligned (what TMA and 16-byte loads need). */
 export const STRIDE_ALIGN_ELEMENTS = 8;
-
-/** The dimensions of one validated decode call. */
-export interface DecodeShape {
-  dtype: 'bf16' | 'fp16';
-  device: TensorDevice;
-  batch: number;
-  seqlenQ: number;
-  numHeadsQ: number;
-  numHeadsKv: number;
-  groupSize: number;
-  rowsPerKvHead: number;
-  numBlocks: number;
-  maxBlocksPerSeq: number;
-  softmaxScale: number;
-  causal: boolean;
-}
-
-export interface DecodeOptionsInput {
-  softmaxScale?: number;
-  causal?: boolean;
-}
 
 export function checkTensor(name: string, value: unknown): asserts value is Tensor {
   const tensor = value as Partial<Tensor> | null | undefined;
@@ -118,6 +102,17 @@ function checkOuterStridesAligned(name: string, tensor: Tensor): void {
   }
 }
 
+/** On a GPU, element [0, ...] of q and kCache must sit at a 16-byte aligned address too. */
+function checkAddressAligned(name: string, tensor: Tensor): void {
+  if (tensor instanceof DeviceTensor && tensor.ptr % 16n !== 0n) {
+    throw new StrideError(
+      name,
+      'a 16-byte aligned address (16-byte loads and TMA need it)',
+      `0x${tensor.ptr.toString(16)}`,
+    );
+  }
+}
+
 function checkSizesFitInt32(name: string, tensor: Tensor): void {
   for (let dim = 0; dim < tensor.shape.length; dim++) {
     if (tensor.shape[dim] > INT32_MAX) {
@@ -140,15 +135,6 @@ function checkSizesFitInt32(name: string, tensor: Tensor): void {
   }
 }
 
-/** All tensors must live in one place; returns it. */
-export function checkSameDevice(tensors: Record<string, Tensor>): TensorDevice {
-  const entries = Object.entries(tensors);
-  const [firstName, first] = entries[0];
-  for (const [name, tensor] of entries.slice(1))
-    checkLivesOn(name, tensor, first.device, firstName);
-  return first.device;
-}
-
 function checkLivesOn(name: string, tensor: Tensor, device: TensorDevice, where: string): void {
   if (!sameDevice(device, tensor.device)) {
     throw new DeviceMismatchError(
@@ -166,10 +152,14 @@ export function checkPositiveInteger(name: string, value: unknown): number {
   return value;
 }
 
+const INT32: readonly DType[] = ['int32'];
+const HALF: readonly DType[] = ['bf16', 'fp16'];
+const FLOAT32: readonly DType[] = ['float32'];
+
 /** cacheSeqlens: int32 [b], contiguous, b > 0. Returns b. */
 export function checkCacheSeqlens(cacheSeqlens: unknown): number {
   checkTensor('cacheSeqlens', cacheSeqlens);
-  checkDtype('cacheSeqlens', cacheSeqlens, ['int32']);
+  checkDtype('cacheSeqlens', cacheSeqlens, INT32);
   checkRank('cacheSeqlens', cacheSeqlens, 1, '[b]');
   if (cacheSeqlens.shape[0] <= 0) {
     throw new ShapeError(
@@ -189,6 +179,127 @@ export function checkCacheSeqlens(cacheSeqlens: unknown): number {
   return cacheSeqlens.shape[0];
 }
 
+export interface MetadataOptions {
+  /** CUDA stream to enqueue the scheduler kernel on; default: the device's default stream. */
+  stream?: CudaStream;
+  /**
+   * Recompute into this metadata's buffers instead of allocating new ones (same batch size and
+   * head layout): what a CUDA-graph capture of a whole decode step needs, since nothing may be
+   * allocated while capturing.
+   */
+  into?: MlaMetadata;
+}
+
+const METADATA_OPTION_KEYS: ReadonlySet<string> = new Set<keyof MetadataOptions>([
+  'stream',
+  'into',
+]);
+
+/** Everything about a getMlaMetadata call that its arguments can tell. */
+export function checkMetadataCall(
+  cacheSeqlens: unknown,
+  numQRowsPerKvHead: unknown,
+  numHeadsK: unknown,
+  options: MetadataOptions | undefined,
+): MetadataCall {
+  checkTensor('cacheSeqlens', cacheSeqlens);
+  const batch = checkCacheSeqlens(cacheSeqlens);
+  checkPositiveInteger('numQRowsPerKvHead', numQRowsPerKvHead);
+  checkPositiveInteger('numHeadsK', numHeadsK);
+  checkOptionKeys('options', options, METADATA_OPTION_KEYS);
+  const into = options?.into;
+  if (into !== undefined) {
+    if (!(into instanceof MlaMetadata))
+      throw new OptionError('into', 'an MlaMetadata from getMlaMetadata', describeValue(into));
+    checkLivesOn('into', into.tileSchedulerMetadata, cacheSeqlens.device, 'cacheSeqlens');
+  }
+  const stream = checkStream(options?.stream, cacheSeqlens.device);
+  return {
+    cacheSeqlens,
+    batch,
+    numQRowsPerKvHead: numQRowsPerKvHead as number,
+    numHeadsK: numHeadsK as number,
+    into,
+    stream,
+  };
+}
+
+export interface DecodeOptions {
+  /** Scale of q·k before the softmax; default 1/sqrt(576). */
+  softmaxScale?: number;
+  /** Bottom-right aligned causal mask over the s_q query tokens; default false (FlashMLA's). */
+  causal?: boolean;
+  /** Preallocated output [b, s_q, h_q, 512] in q's dtype, where it lives (for graph capture). */
+  out?: Tensor;
+  /** Preallocated lse [b, h_q, s_q] float32, contiguous. */
+  lse?: Tensor;
+  /**
+   * Also check the values of blockTable and cacheSeqlens on device tensors (lengths within the
+   * table's capacity, used block ids inside the cache). It copies them to the host and waits.
+   * Host tensors are always checked.
+   */
+  validateValues?: boolean;
+  /** CUDA stream to enqueue on; default: the device's default stream. Ignored on the host. */
+  stream?: CudaStream;
+}
+
+const DECODE_OPTION_KEYS: ReadonlySet<string> = new Set<keyof DecodeOptions>([
+  'softmaxScale',
+  'causal',
+  'out',
+  'lse',
+  'validateValues',
+  'stream',
+]);
+
+/**
+ * Everything about a flashMlaWithKvcache call: shapes, dtypes, strides, options, outputs, where
+ * the schedule lives, and (on the host always, on a GPU when asked) the values of the lengths
+ * and of the used block-table entries.
+ */
+export function checkDecodeCall(
+  q: unknown,
+  kCache: unknown,
+  blockTable: unknown,
+  cacheSeqlens: unknown,
+  headDimV: unknown,
+  schedule: MlaMetadata | MetadataTensors,
+  options: DecodeOptions | undefined,
+): DecodeCall {
+  checkOptionKeys('options', options, DECODE_OPTION_KEYS);
+  const shape = checkDecodeArguments(q, kCache, blockTable, cacheSeqlens, headDimV, options);
+  checkTensor('tileSchedulerMetadata', schedule.tileSchedulerMetadata);
+  checkTensor('numSplits', schedule.numSplits);
+  checkLivesOn('tileSchedulerMetadata', schedule.tileSchedulerMetadata, shape.device, 'q');
+  checkLivesOn('numSplits', schedule.numSplits, shape.device, 'q');
+  const out = options?.out;
+  const lse = options?.lse;
+  checkOutputs(out, lse, shape);
+  const stream = checkStream(options?.stream, shape.device);
+  const validateValues = options?.validateValues;
+  if (validateValues !== undefined && typeof validateValues !== 'boolean') {
+    throw new OptionError('validateValues', 'a boolean', describeValue(validateValues));
+  }
+  const call = {
+    q: q as Tensor,
+    kCache: kCache as Tensor,
+    blockTable: blockTable as Tensor,
+    cacheSeqlens: cacheSeqlens as Tensor,
+    shape,
+    schedule,
+    out,
+    lse,
+    stream,
+  };
+  if (shape.device.kind === 'host' || validateValues === true) {
+    // Read on the call's stream, after the work that may have written them.
+    const read = (tensor: Tensor) =>
+      tensor instanceof DeviceTensor ? tensor.toHostSync(stream) : tensor.toHostSync();
+    checkDecodeValues(read(call.blockTable), read(call.cacheSeqlens), shape);
+  }
+  return call;
+}
+
 /** Everything about a decode call that the shapes, dtypes, strides and options can tell. */
 export function checkDecodeArguments(
   q: unknown,
@@ -196,18 +307,21 @@ export function checkDecodeArguments(
   blockTable: unknown,
   cacheSeqlens: unknown,
   headDimV: unknown,
-  options: DecodeOptionsInput,
+  options: Pick<DecodeOptions, 'softmaxScale' | 'causal'> | undefined,
 ): DecodeShape {
   checkTensor('q', q);
   checkTensor('kCache', kCache);
   checkTensor('blockTable', blockTable);
   checkTensor('cacheSeqlens', cacheSeqlens);
 
-  checkDtype('q', q, ['bf16', 'fp16']);
+  checkDtype('q', q, HALF);
   if (kCache.dtype !== q.dtype)
     throw new DtypeError('kCache', `dtype ${q.dtype} (q's dtype)`, kCache.dtype);
-  checkDtype('blockTable', blockTable, ['int32']);
-  const device = checkSameDevice({ q, kCache, blockTable, cacheSeqlens });
+  checkDtype('blockTable', blockTable, INT32);
+  const device = q.device;
+  checkLivesOn('kCache', kCache, device, 'q');
+  checkLivesOn('blockTable', blockTable, device, 'q');
+  checkLivesOn('cacheSeqlens', cacheSeqlens, device, 'q');
 
   checkRank('q', q, 4, '[b, s_q, h_q, 576]');
   checkRank('kCache', kCache, 4, '[numBlocks, 64, h_kv, 576]');
@@ -248,25 +362,33 @@ export function checkDecodeArguments(
     );
   }
 
-  for (const [name, tensor] of [
-    ['q', q],
-    ['kCache', kCache],
-    ['blockTable', blockTable],
-  ] as const) {
-    checkLastDimContiguous(name, tensor);
-    checkSizesFitInt32(name, tensor);
-  }
+  checkLastDimContiguous('q', q);
+  checkLastDimContiguous('kCache', kCache);
+  checkLastDimContiguous('blockTable', blockTable);
+  checkSizesFitInt32('q', q);
+  checkSizesFitInt32('kCache', kCache);
+  checkSizesFitInt32('blockTable', blockTable);
   checkOuterStridesAligned('q', q);
   checkOuterStridesAligned('kCache', kCache);
+  checkAddressAligned('q', q);
+  checkAddressAligned('kCache', kCache);
 
   const rowsPerKvHead = seqlenQ * (numHeadsQ / numHeadsKv);
   if (rowsPerKvHead > INT32_MAX || batch * seqlenQ * numHeadsQ > INT32_MAX) {
     throw new LimitError('q', 'b * s_q * h_q below 2^31', `${batch} * ${seqlenQ} * ${numHeadsQ}`);
   }
-  if (numHeadsKv > 65535)
-    throw new LimitError('kCache', 'h_kv <= 65535 (grid dimension)', `${numHeadsKv}`);
 
-  const { softmaxScale, causal } = checkDecodeOptions(options);
+  const softmaxScale = options?.softmaxScale;
+  if (
+    softmaxScale !== undefined &&
+    (typeof softmaxScale !== 'number' || !Number.isFinite(softmaxScale) || softmaxScale <= 0)
+  ) {
+    throw new OptionError('softmaxScale', 'a finite number > 0', describeValue(softmaxScale));
+  }
+  const causal = options?.causal;
+  if (causal !== undefined && typeof causal !== 'boolean') {
+    throw new OptionError('causal', 'a boolean', describeValue(causal));
+  }
   return {
     dtype: q.dtype as 'bf16' | 'fp16',
     device,
@@ -279,27 +401,23 @@ export function checkDecodeArguments(
     numBlocks,
     maxBlocksPerSeq: blockTable.shape[1],
     softmaxScale: softmaxScale ?? 1 / Math.sqrt(HEAD_DIM_K),
-    causal,
+    causal: causal ?? false,
   };
 }
 
-export function checkDecodeOptions(options: DecodeOptionsInput): {
-  softmaxScale: number | undefined;
-  causal: boolean;
-} {
-  if (options === null || typeof options !== 'object')
-    throw new OptionError('options', 'an object', describeValue(options));
-  const { softmaxScale, causal } = options;
-  if (
-    softmaxScale !== undefined &&
-    (typeof softmaxScale !== 'number' || !Number.isFinite(softmaxScale) || softmaxScale <= 0)
-  ) {
-    throw new OptionError('softmaxScale', 'a finite number > 0', describeValue(softmaxScale));
+/** A CudaStream of the device the call's tensors live on, or undefined; ignored on the host. */
+function checkStream(stream: unknown, device: TensorDevice): CudaStream | undefined {
+  if (stream === undefined || device.kind === 'host') return undefined;
+  if (!(stream instanceof CudaStream))
+    throw new OptionError('stream', 'a CudaStream', describeValue(stream));
+  if (stream.device.ordinal !== device.ordinal) {
+    throw new DeviceMismatchError(
+      'stream',
+      `a stream of ${describeDevice(device)} (where the tensors live)`,
+      `a stream of cuda:${stream.device.ordinal}`,
+    );
   }
-  if (causal !== undefined && typeof causal !== 'boolean') {
-    throw new OptionError('causal', 'a boolean', describeValue(causal));
-  }
-  return { softmaxScale, causal: causal ?? false };
+  return stream;
 }
 
 /**
@@ -339,9 +457,16 @@ export function checkDecodeValues(
 export function checkOutputs(out: unknown, lse: unknown, shape: DecodeShape): void {
   if (out !== undefined) {
     checkTensor('out', out);
-    checkDtype('out', out, [shape.dtype]);
-    const expected = [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V];
-    if (formatShape(out.shape) !== formatShape(expected)) {
+    checkDtype('out', out, shape.dtype === 'bf16' ? BF16 : FP16);
+    const s = out.shape;
+    if (
+      s.length !== 4 ||
+      s[0] !== shape.batch ||
+      s[1] !== shape.seqlenQ ||
+      s[2] !== shape.numHeadsQ ||
+      s[3] !== HEAD_DIM_V
+    ) {
+      const expected = [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V];
       throw new ShapeError('out', `shape ${formatShape(expected)}`, formatShape(out.shape));
     }
     checkLastDimContiguous('out', out);
@@ -351,9 +476,15 @@ export function checkOutputs(out: unknown, lse: unknown, shape: DecodeShape): vo
   }
   if (lse !== undefined) {
     checkTensor('lse', lse);
-    checkDtype('lse', lse, ['float32']);
-    const expected = [shape.batch, shape.numHeadsQ, shape.seqlenQ];
-    if (formatShape(lse.shape) !== formatShape(expected)) {
+    checkDtype('lse', lse, FLOAT32);
+    const s = lse.shape;
+    if (
+      s.length !== 3 ||
+      s[0] !== shape.batch ||
+      s[1] !== shape.numHeadsQ ||
+      s[2] !== shape.seqlenQ
+    ) {
+      const expected = [shape.batch, shape.numHeadsQ, shape.seqlenQ];
       throw new ShapeError('lse', `shape ${formatShape(expected)}`, formatShape(lse.shape));
     }
     if (!isContiguous(lse))
@@ -362,13 +493,5 @@ export function checkOutputs(out: unknown, lse: unknown, shape: DecodeShape): vo
   }
 }
 
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  const name = (value as { constructor?: { name?: string } }).constructor?.name;
-  return name ? `a ${name}` : typeof value;
-}
+const BF16: readonly DType[] = ['bf16'];
+const FP16: readonly DType[] = ['fp16'];

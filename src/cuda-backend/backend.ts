@@ -3,53 +3,54 @@
  * stream (the device's default stream unless the call names one). Calls return at once; results
  * are read with `await tensor.toHost()`.
  */
-
-import { checkDecodeValues } from '../api/validate.js';
-import type { Backend, DecodeCall, DecodeResult } from '../backend/backend.js';
-import { MlaMetadata } from '../backend/metadata.js';
-import { HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
+import type {
+  Backend,
+  CapturedGraph,
+  DecodeCall,
+  DecodeResult,
+  MetadataCall,
+} from '../backend/backend.js';
+import type { BackendLimits } from '../backend/limits.js';
+import { type MetadataLayout, MetadataRecords, type MlaMetadata } from '../backend/metadata.js';
+import { HEAD_DIM_V } from '../config.js';
 import { CudaDevice } from '../cuda/device.js';
 import { DeviceTensor, uploadHostTensorPreservingLayout } from '../cuda/device-tensor.js';
+import { assertSameDevice } from '../cuda/errors.js';
 import { CudaEvent } from '../cuda/event.js';
+import { type CudaGraphExec, captureGraph } from '../cuda/graph.js';
+import { copyHostToDevice } from '../cuda/memory.js';
 import { probeCuda } from '../cuda/probe.js';
-import type { CudaStream } from '../cuda/stream.js';
-import { DeviceMismatchError, GpuUnavailableError, LimitError, StrideError } from '../errors.js';
+import { CudaStream } from '../cuda/stream.js';
+import { DeviceMismatchError, GpuUnavailableError, OptionError, ShapeError } from '../errors.js';
+import { checkOptionKeys, describeValue } from '../options.js';
 import { numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { KernelSet } from './binaries.js';
-import { launchDecode, launchMetadata, maxRowsPerKvHead } from './launch.js';
+import { kernelLimits, launchDecode, launchMetadata } from './launch.js';
+import { CudaMlaMetadata } from './metadata.js';
 
 const INT32_MAX = 2 ** 31 - 1;
+const TIME_OPTION_KEYS: ReadonlySet<string> = new Set(['warmup', 'repeats']);
+const CAPTURE_OPTION_KEYS: ReadonlySet<string> = new Set(['stream']);
 
-/** The float32 partials of split sequences, sized for the worst case at metadata time. */
-class SplitWorkspace {
-  readonly oAccum: DeviceTensor;
-  readonly lseAccum: DeviceTensor;
+/** A captured decode step: replay() is one cuGraphLaunch on the stream it was captured on. */
+class CudaCapturedGraph implements CapturedGraph {
+  private readonly exec: CudaGraphExec;
+  private readonly stream: CudaStream;
 
-  constructor(device: CudaDevice, splitRows: number, numHeadsK: number, numQRowsPerKvHead: number) {
-    this.lseAccum = DeviceTensor.empty(device, 'float32', [
-      splitRows,
-      numHeadsK,
-      numQRowsPerKvHead,
-    ]);
-    try {
-      this.oAccum = DeviceTensor.empty(device, 'float32', [
-        splitRows,
-        numHeadsK,
-        numQRowsPerKvHead,
-        HEAD_DIM_V,
-      ]);
-    } catch (error) {
-      this.lseAccum.dispose();
-      throw error;
-    }
+  constructor(exec: CudaGraphExec, stream: CudaStream) {
+    this.exec = exec;
+    this.stream = stream;
+  }
+
+  replay(): void {
+    this.exec.launch(this.stream);
   }
 
   dispose(): void {
-    this.oAccum.dispose();
-    this.lseAccum.dispose();
+    this.exec.dispose();
   }
 }
 
@@ -58,11 +59,16 @@ export class CudaBackend implements Backend {
   readonly description: string;
   readonly device: CudaDevice;
   readonly kernels: KernelSet;
+  readonly limits: BackendLimits;
+  private readonly metadata = new MetadataRecords<CudaMlaMetadata>();
+  /** The stream a captureGraph() in progress records on. */
+  private capturing: CudaStream | undefined;
   private static readonly opened = new Map<number, CudaBackend>();
 
   private constructor(device: CudaDevice, kernels: KernelSet) {
     this.device = device;
     this.kernels = kernels;
+    this.limits = Object.freeze(kernelLimits(kernels.layout.kernels));
     this.description = `cuda:${device.ordinal} ${device.name} (sm_${device.computeCapability.major}${device.computeCapability.minor}, ${device.multiProcessorCount} SMs)`;
   }
 
@@ -86,98 +92,49 @@ export class CudaBackend implements Backend {
     return numSmPartsFor(this.device.multiProcessorCount, numQRowsPerKvHead, numHeadsK);
   }
 
-  getMlaMetadata(
-    cacheSeqlens: Tensor,
-    numQRowsPerKvHead: number,
-    numHeadsK: number,
-    stream?: CudaStream,
-    into?: MlaMetadata,
-  ): MlaMetadata {
-    const lengths = this.own('cacheSeqlens', cacheSeqlens);
-    const batch = lengths.shape[0];
-    const numSmParts = this.numSmParts(numQRowsPerKvHead, numHeadsK);
-    if (into) {
-      this.launchScheduler(lengths, into.tileSchedulerMetadata, into.numSplits, numSmParts, stream);
+  getMlaMetadata(call: MetadataCall): MlaMetadata {
+    const lengths = this.own('cacheSeqlens', call.cacheSeqlens);
+    const numSmParts = this.numSmParts(call.numQRowsPerKvHead, call.numHeadsK);
+    const stream = this.streamFor(call.stream);
+    if (call.into) {
+      const into = this.metadata.find(call.into, call, 'into');
+      this.launchScheduler(lengths, into, stream);
       return into;
     }
-    const allocated: { dispose(): void }[] = [];
+    const metadata = new CudaMlaMetadata(this.device, call, numSmParts);
     try {
-      const tileSchedulerMetadata = DeviceTensor.empty(this.device, 'int32', [
-        numSmParts,
-        METADATA_INTS_PER_PART,
-      ]);
-      allocated.push(tileSchedulerMetadata);
-      const numSplits = DeviceTensor.empty(this.device, 'int32', [batch + 1]);
-      allocated.push(numSplits);
-      // At most one extra split per part: b + numSmParts split rows cover any schedule.
-      const workspace = new SplitWorkspace(
-        this.device,
-        batch + numSmParts,
-        numHeadsK,
-        numQRowsPerKvHead,
-      );
-      allocated.push(workspace);
-      this.launchScheduler(lengths, tileSchedulerMetadata, numSplits, numSmParts, stream);
-      return new MlaMetadata({
-        tileSchedulerMetadata,
-        numSplits,
-        batch,
-        numQRowsPerKvHead,
-        numHeadsK,
-        numSmParts,
-        workspace,
-      });
+      this.launchScheduler(lengths, metadata, stream);
     } catch (error) {
-      for (const resource of allocated) resource.dispose();
+      metadata.dispose();
       throw error;
     }
+    return this.metadata.add(metadata);
   }
 
   private launchScheduler(
     lengths: DeviceTensor,
-    metadata: Tensor,
-    numSplits: Tensor,
-    numSmParts: number,
-    stream?: CudaStream,
+    metadata: CudaMlaMetadata,
+    stream: CudaStream,
   ): void {
-    launchMetadata(this.kernels, stream ?? this.stream, {
+    launchMetadata(this.kernels, stream, {
       cacheSeqlens: lengths.ptr,
-      tileSchedulerMetadata: this.own('tileSchedulerMetadata', metadata).ptr,
-      numSplits: this.own('numSplits', numSplits).ptr,
-      batch: lengths.shape[0],
-      numSmParts,
+      tileSchedulerMetadata: metadata.pointers.tileSchedulerMetadata,
+      numSplits: metadata.pointers.numSplits,
+      batch: metadata.batch,
+      numSmParts: metadata.numSmParts,
       maxSeqlen: INT32_MAX, // the decode kernel clamps to each call's block-table capacity
     });
   }
 
   decode(call: DecodeCall): DecodeResult<DeviceTensor> {
-    const { shape, metadata } = call;
-    const q = this.own('q', call.q);
-    const kCache = this.own('kCache', call.kCache);
-    const blockTable = this.own('blockTable', call.blockTable);
-    const cacheSeqlens = this.own('cacheSeqlens', call.cacheSeqlens);
-    for (const [name, tensor] of [
-      ['q', q],
-      ['kCache', kCache],
-    ] as const) {
-      if (tensor.ptr % 16n !== 0n) {
-        throw new StrideError(
-          name,
-          'a 16-byte aligned address (16-byte loads and TMA need it)',
-          `0x${tensor.ptr.toString(16)}`,
-        );
-      }
-    }
-    if (shape.rowsPerKvHead > maxRowsPerKvHead(this.kernels, shape.dtype)) {
-      throw new LimitError(
-        'q',
-        `s_q * h_q / h_kv <= ${maxRowsPerKvHead(this.kernels, shape.dtype)} (combine grid)`,
-        `${shape.rowsPerKvHead}`,
-      );
-    }
-    if (call.validateValues)
-      checkDecodeValues(blockTable.toHostSync(), cacheSeqlens.toHostSync(), shape);
-    const workspace = metadata.workspace as SplitWorkspace;
+    const { shape } = call;
+    const layout: MetadataLayout = {
+      batch: shape.batch,
+      numQRowsPerKvHead: shape.rowsPerKvHead,
+      numHeadsK: shape.numHeadsKv,
+    };
+    const metadata = this.metadata.find(call.schedule, layout);
+    const stream = this.streamFor(call.stream);
     const out = call.out
       ? this.own('out', call.out)
       : DeviceTensor.empty(this.device, shape.dtype, [
@@ -195,19 +152,22 @@ export class CudaBackend implements Backend {
       if (!call.out) out.dispose();
       throw error;
     }
-    launchDecode(this.kernels, call.stream ?? this.stream, {
+    const q = this.own('q', call.q);
+    const kCache = this.own('kCache', call.kCache);
+    const blockTable = this.own('blockTable', call.blockTable);
+    launchDecode(this.kernels, stream, {
       shape,
       q,
       kCache,
       blockTable,
-      cacheSeqlens: cacheSeqlens.ptr,
-      tileSchedulerMetadata: this.own('tileSchedulerMetadata', metadata.tileSchedulerMetadata).ptr,
-      numSplits: this.own('numSplits', metadata.numSplits).ptr,
+      cacheSeqlens: this.own('cacheSeqlens', call.cacheSeqlens).ptr,
+      tileSchedulerMetadata: metadata.pointers.tileSchedulerMetadata,
+      numSplits: metadata.pointers.numSplits,
       numSmParts: metadata.numSmParts,
       out,
       lse: lse.ptr,
-      oAccum: workspace.oAccum.ptr,
-      lseAccum: workspace.lseAccum.ptr,
+      oAccum: metadata.pointers.oAccum,
+      lseAccum: metadata.pointers.lseAccum,
     });
     return { out, lse };
   }
@@ -219,6 +179,30 @@ export class CudaBackend implements Backend {
   /** Copies a host tensor to this GPU, keeping its strides (padding included). */
   upload(tensor: HostTensor): DeviceTensor {
     return uploadHostTensorPreservingLayout(this.device, tensor, this.stream);
+  }
+
+  write(target: Tensor, source: HostTensor, stream?: CudaStream): void {
+    const tensor = this.own('target', target);
+    if (!tensor.isContiguous()) {
+      throw new OptionError(
+        'target',
+        'a contiguous tensor',
+        `strides ${formatShape(tensor.strides)}`,
+      );
+    }
+    if (tensor.dtype !== source.dtype || formatShape(tensor.shape) !== formatShape(source.shape)) {
+      throw new ShapeError(
+        'source',
+        `${tensor.dtype} ${formatShape(tensor.shape)} (the target's dtype and shape)`,
+        `${source.dtype} ${formatShape(source.shape)}`,
+      );
+    }
+    const values = source.contiguous();
+    copyHostToDevice(
+      tensor.storage(),
+      values.data.subarray(values.offset, values.offset + values.numel),
+      this.streamFor(stream),
+    );
   }
 
   wrap(
@@ -235,6 +219,7 @@ export class CudaBackend implements Backend {
   }
 
   time(work: () => void, options: { warmup: number; repeats: number }): number[] {
+    checkOptionKeys('options', options, TIME_OPTION_KEYS);
     for (let i = 0; i < options.warmup; i++) work();
     const events = Array.from({ length: options.repeats + 1 }, () =>
       CudaEvent.create(this.device, { timing: true }),
@@ -250,6 +235,50 @@ export class CudaBackend implements Backend {
     } finally {
       for (const event of events) event.dispose();
     }
+  }
+
+  captureGraph(record: () => void, options?: { stream?: CudaStream }): CapturedGraph {
+    checkOptionKeys('options', options, CAPTURE_OPTION_KEYS);
+    const requested = options?.stream;
+    if (requested !== undefined) {
+      if (!(requested instanceof CudaStream))
+        throw new OptionError('stream', 'a CudaStream', describeValue(requested));
+      assertSameDevice('stream', this.device, requested.device);
+    }
+    if (this.capturing !== undefined) {
+      throw new OptionError('record', 'one capture at a time', 'a capture begun inside another');
+    }
+    const stream = requested ?? this.stream;
+    this.capturing = stream;
+    let exec: CudaGraphExec;
+    try {
+      const graph = captureGraph(stream, record);
+      try {
+        exec = graph.instantiate();
+      } finally {
+        graph.dispose();
+      }
+    } finally {
+      this.capturing = undefined;
+    }
+    return new CudaCapturedGraph(exec, stream);
+  }
+
+  /**
+   * The stream a call enqueues on: the one it names, else the backend's; while a graph is being
+   * captured, the capturing stream (naming another would run that work now, outside the graph).
+   */
+  private streamFor(requested: CudaStream | undefined): CudaStream {
+    const capturing = this.capturing;
+    if (capturing === undefined) return requested ?? this.stream;
+    if (requested !== undefined && requested !== capturing) {
+      throw new OptionError(
+        'stream',
+        'the stream being captured, or none, while a graph is captured',
+        'another stream',
+      );
+    }
+    return capturing;
   }
 
   /** The tensor as a DeviceTensor of this backend's device (the API checked the ordinal). */

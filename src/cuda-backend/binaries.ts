@@ -45,6 +45,7 @@ export interface KernelLayoutFile {
       threads: number;
       dynamicSmemBytes?: number;
       maxDynamicSmemBytes?: number;
+      dynamicSmemBytesPerSequence?: number;
       rowsPerBlock?: number;
     }
   >;

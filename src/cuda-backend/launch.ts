@@ -3,11 +3,12 @@
  * the kernel's header comment says, and enqueues it on a stream. Nothing here waits.
  */
 
-import type { DecodeShape } from '../api/validate.js';
-import { HEAD_DIM_V, ROW_TILE } from '../config.js';
+import type { DecodeShape } from '../backend/backend.js';
+import { type BackendLimits, GRID_YZ_LIMIT } from '../backend/limits.js';
+import { ROW_TILE } from '../config.js';
 import type { DevicePointer } from '../cuda/driver.js';
 import type { CudaStream } from '../cuda/stream.js';
-import type { KernelSet } from './binaries.js';
+import type { KernelLayoutFile, KernelSet } from './binaries.js';
 import {
   AttentionShapeLayout,
   CombineParamsLayout,
@@ -16,9 +17,7 @@ import {
   FillParamsLayout,
   MetadataParamsLayout,
   ParamBlock,
-  ReferenceParamsLayout,
   type StructLayout,
-  TmaProbeParamsLayout,
 } from './layout.js';
 
 /** A device tensor as the kernels see it: the address of element [0,...] and element strides. */
@@ -32,7 +31,7 @@ export interface KernelTensor {
  * bytes. Built once per call and copied into each block: the launch path is hot (once per layer
  * per step), so it writes fields straight into the block, with no intermediate objects.
  */
-function attentionShape(
+export function attentionShape(
   shape: DecodeShape,
   q: KernelTensor,
   kCache: KernelTensor,
@@ -64,7 +63,7 @@ function attentionShape(
 }
 
 /** A parameter block whose nested `shape` struct holds `attention`. */
-function withAttention<Name extends string>(
+export function withAttention<Name extends string>(
   layout: StructLayout<Name>,
   attention: Uint8Array,
 ): ParamBlock<Name> {
@@ -80,7 +79,7 @@ function block<Name extends string>(
   return new ParamBlock(layout).setAll(values as Partial<Record<Name, number | bigint>>).bytes;
 }
 
-const kernelName = (base: string, dtype: 'bf16' | 'fp16') => `${base}_${dtype}`;
+export const kernelName = (base: string, dtype: 'bf16' | 'fp16') => `${base}_${dtype}`;
 
 export interface MetadataLaunch {
   cacheSeqlens: DevicePointer;
@@ -199,59 +198,24 @@ export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: Co
   });
 }
 
-/** Largest combine grid.z: rows per KV head beyond rowsPerBlock * 65535 cannot be launched. */
-export function maxRowsPerKvHead(kernels: KernelSet, dtype: 'bf16' | 'fp16'): number {
-  return (kernels.kernelInfo(kernelName('flashmla_combine', dtype)).rowsPerBlock ?? 1) * 65535;
-}
-
-export interface ReferenceLaunch {
-  shape: DecodeShape;
-  q: KernelTensor;
-  kCache: KernelTensor;
-  blockTable: KernelTensor;
-  cacheSeqlens: DevicePointer;
-  /** float32 [b, s_q, h_q, 512] and [b, h_q, s_q], contiguous. */
-  out: DevicePointer;
-  lse: DevicePointer;
-  /** The longest cache length in the batch (sizes the kernel's score buffer). */
-  maxLength: number;
-}
-
-/** The plain float32 GPU oracle: one CTA per (sequence, query token, head). */
-export function launchReference(
-  kernels: KernelSet,
-  stream: CudaStream,
-  launch: ReferenceLaunch,
-): void {
-  const { shape } = launch;
-  const name = kernelName('flashmla_reference', shape.dtype);
-  const info = kernels.kernelInfo(name);
-  const outStrides = [
-    shape.seqlenQ * shape.numHeadsQ * HEAD_DIM_V,
-    shape.numHeadsQ * HEAD_DIM_V,
-    HEAD_DIM_V,
-    1,
-  ];
-  const maxKeys = Math.min(launch.maxLength, (info.maxDynamicSmemBytes ?? 0) / 4);
-  kernels.get(name).launch({
-    grid: [shape.batch * shape.seqlenQ * shape.numHeadsQ, 1, 1],
-    block: [info.threads, 1, 1],
-    sharedBytes: 4 * Math.max(maxKeys, 1),
-    stream,
-    params: withAttention(
-      ReferenceParamsLayout,
-      attentionShape(shape, launch.q, launch.kCache, launch.blockTable, {
-        ptr: launch.out,
-        strides: outStrides,
-      }),
-    )
-      .set('q', launch.q.ptr)
-      .set('k_cache', launch.kCache.ptr)
-      .set('block_table', launch.blockTable.ptr)
-      .set('cache_seqlens', launch.cacheSeqlens)
-      .set('out', launch.out)
-      .set('lse', launch.lse).bytes,
-  });
+/**
+ * The largest shapes these launchers can put on the grid, from the kernels' launch constants:
+ * the scheduler's shared memory holds one length per sequence, the combine grid's z counts query
+ * rows in blocks of rowsPerBlock, and h_kv is the decode and combine grids' y.
+ */
+export function kernelLimits(kernels: KernelLayoutFile['kernels']): BackendLimits {
+  const scheduler = kernels.flashmla_get_metadata;
+  const combineRows = Math.min(
+    kernels.flashmla_combine_bf16.rowsPerBlock ?? 1,
+    kernels.flashmla_combine_fp16.rowsPerBlock ?? 1,
+  );
+  return {
+    maxBatch: Math.floor(
+      (scheduler.maxDynamicSmemBytes ?? 0) / (scheduler.dynamicSmemBytesPerSequence ?? 4),
+    ),
+    maxRowsPerKvHead: combineRows * GRID_YZ_LIMIT,
+    maxHeadsKv: GRID_YZ_LIMIT,
+  };
 }
 
 /** Fills `count` 16-bit elements with clamp(N(0,1) * scale, ±clamp) from a counter-based RNG. */
@@ -295,24 +259,5 @@ export function launchCopy(
     block: [kernels.kernelInfo('flashmla_copy').threads, 1, 1],
     stream,
     params: block(CopyParamsLayout, { src: launch.src, dst: launch.dst, count: launch.bytes / 16 }),
-  });
-}
-
-/** Fetches one 64x64 bf16 box at (x, y) through a TMA descriptor into dst (8 KiB, as shared memory held it). */
-export function launchTmaProbe(
-  kernels: KernelSet,
-  stream: CudaStream,
-  launch: { tensorMap: Uint8Array; x: number; y: number; dst: DevicePointer },
-): void {
-  kernels.get('flashmla_tma_probe').launch({
-    grid: [1, 1, 1],
-    block: [kernels.kernelInfo('flashmla_tma_probe').threads, 1, 1],
-    stream,
-    params: block(TmaProbeParamsLayout, {
-      tensor_map: launch.tensorMap,
-      x: launch.x,
-      y: launch.y,
-      dst: launch.dst,
-    }),
   });
 }

@@ -1,6 +1,7 @@
 import { DisposedError, OptionError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import { CU_EVENT_DEFAULT, CU_EVENT_DISABLE_TIMING, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import { pollUntil } from './poll.js';
 import type { CudaStream } from './stream.js';
 

@@ -1,5 +1,4 @@
 export {
-  assertSameDevice,
   type ComputeCapability,
   CudaDevice,
   cudaDeviceCount,
@@ -15,6 +14,7 @@ export {
   REQUIRED_DRIVER_VERSION,
 } from './driver.js';
 export {
+  assertSameDevice,
   CudaContextLostError,
   CudaError,
   type CudaFailure,

@@ -1,11 +1,12 @@
 import { DisposedError, LimitError, OptionError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import {
   CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
   FunctionAttribute,
   type Handle,
   hostAddress,
 } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import type { CudaStream } from './stream.js';
 
 /** A loaded cubin (cuModuleLoadData). Unloading it invalidates its functions. */

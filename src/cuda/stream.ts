@@ -1,6 +1,7 @@
 import { DisposedError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import { CU_STREAM_DEFAULT, CU_STREAM_NON_BLOCKING, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import { CudaEvent } from './event.js';
 
 export interface StreamOptions {

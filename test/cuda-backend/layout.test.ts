@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as config from '../../src/config.js';
+import { cpuBackend } from '../../src/cpu-backend/backend.js';
 import { missingBinariesReason, readLayoutFile } from '../../src/cuda-backend/binaries.js';
+import { kernelLimits } from '../../src/cuda-backend/launch.js';
 import { defineStruct, PARAM_LAYOUTS, ParamBlock } from '../../src/cuda-backend/layout.js';
 
 const missing = missingBinariesReason();
@@ -46,6 +48,15 @@ test('config.h constants equal src/config.ts', { skip: missing ?? false }, () =>
   assert.equal(constants.kFixedOverheadBlocks, config.FIXED_OVERHEAD_BLOCKS);
   assert.equal(constants.kMetadataIntsPerPart, config.METADATA_INTS_PER_PART);
   assert.equal(constants.kMaxSchedulerBatch, config.MAX_SCHEDULER_BATCH);
+  const { kernels } = readLayoutFile();
+  assert.equal(kernels.flashmla_combine_bf16.rowsPerBlock, config.COMBINE_ROWS_PER_BLOCK);
+  assert.equal(kernels.flashmla_combine_fp16.rowsPerBlock, config.COMBINE_ROWS_PER_BLOCK);
+});
+
+test('the limits the kernels imply are the ones the CPU backend enforces', {
+  skip: missing ?? false,
+}, () => {
+  assert.deepEqual(kernelLimits(readLayoutFile().kernels), cpuBackend.limits);
 });
 
 test('kernel binaries are present after the build (CI builds them with nvcc)', {

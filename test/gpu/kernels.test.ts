@@ -8,7 +8,7 @@ import { getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V, MAX_SCHEDULER_BATCH } from '../../src/config.js';
 import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { encodeTensorMapTiled } from '../../src/cuda/tensor-map.js';
-import { launchCombine, launchTmaProbe } from '../../src/cuda-backend/launch.js';
+import { launchCombine } from '../../src/cuda-backend/launch.js';
 import { AttentionShapeLayout, ParamBlock } from '../../src/cuda-backend/layout.js';
 import { LimitError } from '../../src/errors.js';
 import { referenceDecode } from '../../src/reference/reference.js';
@@ -18,6 +18,7 @@ import { Random } from '../../src/tensor/random.js';
 import { comparePrecision } from '../../src/verify/precision.js';
 import { drawLengths, generateProblem } from '../../src/verify/problems.js';
 import { gpuTest, referenceOnGpu, SUITE_SEED, uploadProblem } from './support.js';
+import { launchTmaProbe } from './test-kernels.js';
 
 gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
   const random = new Random(SUITE_SEED);

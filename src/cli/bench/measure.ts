@@ -4,7 +4,6 @@
  * one flashMlaWithKvcache (decode + combine); the metadata is computed once, outside the time,
  * as a model computes it once per decode step and reuses it across layers.
  */
-import { flashMlaWithKvcache, getMlaMetadata } from '../../api/decode.js';
 import type { Backend } from '../../backend/backend.js';
 import { HEAD_DIM_V } from '../../config.js';
 import { DeviceTensor } from '../../cuda/device-tensor.js';
@@ -15,7 +14,7 @@ import { Random } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { generateOnGpu } from '../../verify/gpu-problems.js';
 import { generateProblem } from '../../verify/problems.js';
-import { median } from '../../verify/run.js';
+import { median, prepareDecode } from '../../verify/run.js';
 import { type BenchRowConfig, countWork, rowLabel } from './matrix.js';
 import { checkRow } from './row-check.js';
 
@@ -107,23 +106,8 @@ export function measureRow(
     owned.push(out);
     const lse = backend.empty('float32', [row.batch, row.numHeadsQ, row.seqlenQ]);
     owned.push(lse);
-    const metadata = getMlaMetadata(
-      problem.cacheSeqlens,
-      (row.seqlenQ * row.numHeadsQ) / row.numHeadsKv,
-      row.numHeadsKv,
-    );
+    const { metadata, decode } = prepareDecode(problem, { out, lse });
     try {
-      const decode = () =>
-        flashMlaWithKvcache(
-          problem.q,
-          problem.kCache,
-          problem.blockTable,
-          problem.cacheSeqlens,
-          HEAD_DIM_V,
-          metadata.tileSchedulerMetadata,
-          metadata.numSplits,
-          { softmaxScale: problem.softmaxScale, causal: problem.causal, out, lse },
-        );
       // NaN first, so an element the kernels never write fails the check.
       if (out instanceof DeviceTensor) out.fillNaN();
       if (lse instanceof DeviceTensor) lse.fillNaN();

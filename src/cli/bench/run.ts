@@ -24,7 +24,8 @@ export function runBench(
   const results: BenchRowResult[] = [];
   for (const [index, row] of rows.entries()) {
     options.onProgress?.(index, rows.length, rowLabel(row));
-    results.push(measureRow(backend, row, settings.seed, settings, copyCeiling?.gbps ?? null));
+    const timing = { warmup: settings.warmup, repeats: settings.repeats };
+    results.push(measureRow(backend, row, settings.seed, timing, copyCeiling?.gbps ?? null));
   }
   options.onProgress?.(rows.length, rows.length, '');
   return {
