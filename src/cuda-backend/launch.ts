@@ -26,10 +26,28 @@ export interface KernelTensor {
   strides: readonly number[];
 }
 
+/*
+ * Parameter blocks reused from launch to launch, one per struct of the hot path: the driver
+ * copies a block when the launch is enqueued, so it may be rewritten at once, and a decode call
+ * allocates none. Every field but the reserved ones is written at each launch.
+ */
+const attentionParams = new ParamBlock(AttentionShapeLayout);
+const metadataParams = new ParamBlock(MetadataParamsLayout);
+const decodeParams = new ParamBlock(DecodeParamsLayout);
+const combineParams = new ParamBlock(CombineParamsLayout);
+
+/** Each decode-path kernel's name by element type. */
+const DECODE_KERNEL = { bf16: 'flashmla_decode_bf16', fp16: 'flashmla_decode_fp16' } as const;
+const COMBINE_KERNEL = { bf16: 'flashmla_combine_bf16', fp16: 'flashmla_combine_fp16' } as const;
+const FILL_KERNEL = {
+  bf16: 'flashmla_fill_normal_bf16',
+  fp16: 'flashmla_fill_normal_fp16',
+} as const;
+
 /**
  * The AttentionShape part shared by the decode, combine and reference parameter blocks, as its
- * bytes. Built once per call and copied into each block: the launch path is hot (once per layer
- * per step), so it writes fields straight into the block, with no intermediate objects.
+ * bytes (valid until the next call: the block is reused). Written once per call and copied into
+ * each block.
  */
 export function attentionShape(
   shape: DecodeShape,
@@ -38,7 +56,7 @@ export function attentionShape(
   blockTable: KernelTensor,
   out: KernelTensor,
 ): Uint8Array {
-  return new ParamBlock(AttentionShapeLayout)
+  return attentionParams
     .set('batch', shape.batch)
     .set('seqlen_q', shape.seqlenQ)
     .set('num_heads_q', shape.numHeadsQ)
@@ -62,13 +80,12 @@ export function attentionShape(
     .set('out_head_stride', out.strides[2]).bytes;
 }
 
-/** A parameter block whose nested `shape` struct holds `attention`. */
+/** Copies `attention` into the nested `shape` struct of `block`. */
 export function withAttention<Name extends string>(
-  layout: StructLayout<Name>,
+  block: ParamBlock<Name>,
   attention: Uint8Array,
 ): ParamBlock<Name> {
-  const block = new ParamBlock(layout);
-  block.bytes.set(attention, layout.fields['shape.batch' as Name].offset);
+  block.bytes.set(attention, block.layout.fields['shape.batch' as Name].offset);
   return block;
 }
 
@@ -78,8 +95,6 @@ function block<Name extends string>(
 ): Uint8Array {
   return new ParamBlock(layout).setAll(values as Partial<Record<Name, number | bigint>>).bytes;
 }
-
-export const kernelName = (base: string, dtype: 'bf16' | 'fp16') => `${base}_${dtype}`;
 
 export interface MetadataLaunch {
   cacheSeqlens: DevicePointer;
@@ -103,15 +118,13 @@ export function launchMetadata(
     block: [info.threads, 1, 1],
     sharedBytes: 4 * launch.batch,
     stream,
-    params: block(MetadataParamsLayout, {
-      cache_seqlens: launch.cacheSeqlens,
-      tile_scheduler_metadata: launch.tileSchedulerMetadata,
-      num_splits: launch.numSplits,
-      batch: launch.batch,
-      num_sm_parts: launch.numSmParts,
-      max_seqlen: launch.maxSeqlen,
-      reserved: 0,
-    }),
+    params: metadataParams
+      .set('cache_seqlens', launch.cacheSeqlens)
+      .set('tile_scheduler_metadata', launch.tileSchedulerMetadata)
+      .set('num_splits', launch.numSplits)
+      .set('batch', launch.batch)
+      .set('num_sm_parts', launch.numSmParts)
+      .set('max_seqlen', launch.maxSeqlen).bytes,
   });
 }
 
@@ -133,7 +146,7 @@ export interface DecodeLaunch {
 /** The split-KV decode kernel, then the combine kernel (programmatic dependent launch). */
 export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: DecodeLaunch): void {
   const { shape } = launch;
-  const decodeName = kernelName('flashmla_decode', shape.dtype);
+  const decodeName = DECODE_KERNEL[shape.dtype];
   const decodeInfo = kernels.kernelInfo(decodeName);
   const attention = attentionShape(shape, launch.q, launch.kCache, launch.blockTable, launch.out);
   kernels.get(decodeName).launch({
@@ -141,7 +154,7 @@ export function launchDecode(kernels: KernelSet, stream: CudaStream, launch: Dec
     block: [decodeInfo.threads, 1, 1],
     sharedBytes: decodeInfo.dynamicSmemBytes ?? 0,
     stream,
-    params: withAttention(DecodeParamsLayout, attention)
+    params: withAttention(decodeParams, attention)
       .set('q', launch.q.ptr)
       .set('k_cache', launch.kCache.ptr)
       .set('block_table', launch.blockTable.ptr)
@@ -177,7 +190,7 @@ export interface CombineLaunch {
 }
 
 export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: CombineLaunch): void {
-  const name = kernelName('flashmla_combine', launch.shape.dtype);
+  const name = COMBINE_KERNEL[launch.shape.dtype];
   const info = kernels.kernelInfo(name);
   const rowsPerBlock = info.rowsPerBlock ?? 1;
   kernels.get(name).launch({
@@ -189,7 +202,7 @@ export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: Co
     block: [info.threads, 1, 1],
     stream,
     programmaticDependentLaunch: true,
-    params: withAttention(CombineParamsLayout, launch.attention)
+    params: withAttention(combineParams, launch.attention)
       .set('num_splits', launch.numSplits)
       .set('o_accum', launch.oAccum)
       .set('lse_accum', launch.lseAccum)
@@ -231,7 +244,7 @@ export function launchFillNormal(
     clamp: number;
   },
 ): void {
-  const name = kernelName('flashmla_fill_normal', launch.dtype);
+  const name = FILL_KERNEL[launch.dtype];
   const threads = kernels.kernelInfo(name).threads;
   const blocks = Math.min(Math.max(Math.ceil(launch.count / threads), 1), 132 * 16);
   kernels.get(name).launch({

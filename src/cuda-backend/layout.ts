@@ -60,7 +60,9 @@ export function defineStruct<const F extends FieldList>(fields: F): StructLayout
   return {
     size: Math.ceil(offset / align) * align,
     align,
-    fields: out as StructLayout<FieldNames<F>>['fields'],
+    // Copied once more: the object built key by key above ends up a hash table in V8, and every
+    // field write of a launch looks a field up here.
+    fields: Object.fromEntries(Object.entries(out)) as StructLayout<FieldNames<F>>['fields'],
   };
 }
 
@@ -180,8 +182,8 @@ export const PARAM_LAYOUTS: Record<string, StructLayout> = {
 /** The bytes of one parameter block, written field by field. */
 export class ParamBlock<Name extends string> {
   readonly bytes: Uint8Array;
+  readonly layout: StructLayout<Name>;
   private readonly view: DataView;
-  private readonly layout: StructLayout<Name>;
 
   constructor(layout: StructLayout<Name>) {
     this.layout = layout;

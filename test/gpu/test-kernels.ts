@@ -7,12 +7,7 @@ import { HEAD_DIM_V } from '../../src/config.js';
 import type { DevicePointer } from '../../src/cuda/driver.js';
 import type { CudaStream } from '../../src/cuda/stream.js';
 import type { KernelSet } from '../../src/cuda-backend/binaries.js';
-import {
-  attentionShape,
-  type KernelTensor,
-  kernelName,
-  withAttention,
-} from '../../src/cuda-backend/launch.js';
+import { attentionShape, type KernelTensor, withAttention } from '../../src/cuda-backend/launch.js';
 import {
   ParamBlock,
   ReferenceParamsLayout,
@@ -39,7 +34,7 @@ export function launchReference(
   launch: ReferenceLaunch,
 ): void {
   const { shape } = launch;
-  const name = kernelName('flashmla_reference', shape.dtype);
+  const name = `flashmla_reference_${shape.dtype}`;
   const info = kernels.kernelInfo(name);
   const outStrides = [
     shape.seqlenQ * shape.numHeadsQ * HEAD_DIM_V,
@@ -54,7 +49,7 @@ export function launchReference(
     sharedBytes: 4 * Math.max(maxKeys, 1),
     stream,
     params: withAttention(
-      ReferenceParamsLayout,
+      new ParamBlock(ReferenceParamsLayout),
       attentionShape(shape, launch.q, launch.kCache, launch.blockTable, {
         ptr: launch.out,
         strides: outStrides,
