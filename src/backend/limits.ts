@@ -4,6 +4,7 @@
  * the GPU refuses is refused on the CPU too, with the same error.
  */
 import { COMBINE_ROWS_PER_BLOCK, MAX_SCHEDULER_BATCH } from '../config.js';
+import { LAUNCH_LIMITS } from '../cuda/module.js';
 import { LimitError } from '../errors.js';
 import type { DecodeShape } from './backend.js';
 
@@ -19,14 +20,11 @@ export interface BackendLimits {
   readonly maxHeadsKv: number;
 }
 
-/** CUDA's limit on a grid's y and z dimensions. */
-export const GRID_YZ_LIMIT = 65535;
-
 /** The limits of the Hopper kernels, as csrc/ builds them (a test pins these to layout.json). */
 export const HOPPER_KERNEL_LIMITS: BackendLimits = Object.freeze({
   maxBatch: MAX_SCHEDULER_BATCH,
-  maxRowsPerKvHead: COMBINE_ROWS_PER_BLOCK * GRID_YZ_LIMIT,
-  maxHeadsKv: GRID_YZ_LIMIT,
+  maxRowsPerKvHead: COMBINE_ROWS_PER_BLOCK * LAUNCH_LIMITS.maxGridYZ,
+  maxHeadsKv: LAUNCH_LIMITS.maxGridYZ,
 });
 
 /** Throws LimitError unless a schedule of this batch and head layout fits `limits`. */

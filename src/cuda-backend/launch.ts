@@ -4,9 +4,10 @@
  */
 
 import type { DecodeShape } from '../backend/backend.js';
-import { type BackendLimits, GRID_YZ_LIMIT } from '../backend/limits.js';
+import type { BackendLimits } from '../backend/limits.js';
 import { ROW_TILE } from '../config.js';
 import type { DevicePointer } from '../cuda/driver.js';
+import { LAUNCH_LIMITS } from '../cuda/module.js';
 import type { CudaStream } from '../cuda/stream.js';
 import type { KernelLayoutFile, KernelSet } from './binaries.js';
 import {
@@ -226,8 +227,8 @@ export function kernelLimits(kernels: KernelLayoutFile['kernels']): BackendLimit
     maxBatch: Math.floor(
       (scheduler.maxDynamicSmemBytes ?? 0) / (scheduler.dynamicSmemBytesPerSequence ?? 4),
     ),
-    maxRowsPerKvHead: combineRows * GRID_YZ_LIMIT,
-    maxHeadsKv: GRID_YZ_LIMIT,
+    maxRowsPerKvHead: combineRows * LAUNCH_LIMITS.maxGridYZ,
+    maxHeadsKv: LAUNCH_LIMITS.maxGridYZ,
   };
 }
 

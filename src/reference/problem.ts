@@ -1,7 +1,7 @@
 /**
  * Host-side view of one decode call: dimensions, and fast decoded access to query rows and to
  * paged cache rows. Shared by the float64 reference and the CPU backend; assumes the inputs were
- * validated (src/validate.ts).
+ * validated (src/api/validate.ts).
  */
 import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../config.js';
 import { halfDecodeTable } from '../tensor/half.js';
