@@ -13,6 +13,7 @@ import type {
 import { HOPPER_KERNEL_LIMITS } from '../backend/limits.js';
 import { type MetadataLayout, MetadataRecords, MlaMetadata } from '../backend/metadata.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
+import type { CudaStream } from '../cuda/stream.js';
 import { DisposedError, OptionError, ShapeError } from '../errors.js';
 import { checkOptionKeys } from '../options.js';
 import { computeTileSchedule, numSmPartsFor } from '../scheduler.js';
@@ -149,7 +150,7 @@ class CpuBackend implements Backend {
   }
 
   /** On the host there is nothing to record: replay() runs `record` again. */
-  captureGraph(record: () => void, options?: { stream?: unknown }): CapturedGraph {
+  captureGraph(record: () => void, options?: { stream?: CudaStream }): CapturedGraph {
     checkOptionKeys('options', options, CAPTURE_OPTION_KEYS);
     let disposed = false;
     return {

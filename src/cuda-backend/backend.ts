@@ -101,6 +101,7 @@ export class CudaBackend implements Backend {
       this.launchScheduler(lengths, into, stream);
       return into;
     }
+    this.refuseAllocationWhileCapturing('into', 'metadata to recompute into');
     const metadata = new CudaMlaMetadata(this.device, call, numSmParts);
     try {
       this.launchScheduler(lengths, metadata, stream);
@@ -135,6 +136,8 @@ export class CudaBackend implements Backend {
     };
     const metadata = this.metadata.find(call.schedule, layout);
     const stream = this.streamFor(call.stream);
+    if (!call.out || !call.lse)
+      this.refuseAllocationWhileCapturing('out', 'preallocated out and lse');
     const out = call.out
       ? this.own('out', call.out)
       : DeviceTensor.empty(this.device, shape.dtype, [
@@ -182,6 +185,10 @@ export class CudaBackend implements Backend {
   }
 
   write(target: Tensor, source: HostTensor, stream?: CudaStream): void {
+    if (this.capturing !== undefined) {
+      // A graph would replay the copy from this host memory as it is then: write before replay().
+      throw new OptionError('target', 'a write outside captureGraph', 'a write while capturing');
+    }
     const tensor = this.own('target', target);
     if (!tensor.isContiguous()) {
       throw new OptionError(
@@ -281,13 +288,25 @@ export class CudaBackend implements Backend {
     return capturing;
   }
 
+  /**
+   * Nothing may be allocated while a graph is captured: the graph would not own it, and the
+   * allocation would not happen again on replay.
+   */
+  private refuseAllocationWhileCapturing(argument: string, expected: string): void {
+    if (this.capturing !== undefined) {
+      throw new OptionError(argument, `${expected} while a graph is captured`, 'none');
+    }
+  }
+
   /** The tensor as a DeviceTensor of this backend's device (the API checked the ordinal). */
   private own(name: string, tensor: Tensor): DeviceTensor {
     if (!(tensor instanceof DeviceTensor) || tensor.cudaDevice !== this.device) {
       throw new DeviceMismatchError(
         name,
-        `a DeviceTensor on cuda:${this.device.ordinal}`,
-        String(tensor),
+        `a DeviceTensor of this cuda:${this.device.ordinal}`,
+        tensor instanceof DeviceTensor
+          ? `one of a cuda:${tensor.cudaDevice.ordinal} since disposed and reopened`
+          : describeValue(tensor),
       );
     }
     return tensor;

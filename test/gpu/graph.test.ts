@@ -15,7 +15,7 @@ import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
 import { generateProblem } from '../../src/verify/problems.js';
-import { gpuTest, SUITE_SEED } from './support.js';
+import { gpuTest, SUITE_SEED, uploadProblem } from './support.js';
 
 gpuTest('a captured decode step replays with new lengths, as the reference says', (backend) => {
   const random = new Random(SUITE_SEED + 40);
@@ -113,6 +113,37 @@ gpuTest(
     other.dispose();
     metadata.dispose();
     (lengths as DeviceTensor).dispose();
+  },
+);
+
+gpuTest(
+  'while capturing, allocating (metadata without into, a decode without out/lse) or writing is refused',
+  (backend) => {
+    const problem = uploadProblem(
+      backend,
+      generateProblem(
+        { batch: 2, seqlenQ: 1, numHeadsQ: 4, numHeadsKv: 1, meanLength: 70 },
+        new Random(SUITE_SEED + 41),
+      ),
+    );
+    const { q, kCache, blockTable, cacheSeqlens } = problem;
+    const metadata = getMlaMetadata(cacheSeqlens, 4, 1);
+    const refused = (record: () => void, argument: string) =>
+      assert.throws(
+        () => backend.captureGraph(record),
+        (e: unknown) => e instanceof OptionError && e.argument === argument,
+      );
+    refused(() => getMlaMetadata(cacheSeqlens, 4, 1), 'into');
+    refused(
+      () => flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata),
+      'out',
+    );
+    refused(
+      () => backend.write(cacheSeqlens, HostTensor.fromValues('int32', [2], [1, 2])),
+      'target',
+    );
+    metadata.dispose();
+    problem.dispose();
   },
 );
 
