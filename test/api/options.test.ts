@@ -8,6 +8,9 @@ import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { openBackend } from '../../src/api/open-backend.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { cpuBackend } from '../../src/cpu-backend/backend.js';
+import type { CudaDevice } from '../../src/cuda/device.js';
+import { CudaEvent } from '../../src/cuda/event.js';
+import { CudaStream } from '../../src/cuda/stream.js';
 import { OptionError } from '../../src/errors.js';
 import { Random } from '../../src/tensor/random.js';
 import { generateProblem } from '../../src/verify/problems.js';
@@ -93,6 +96,14 @@ test('Backend.time and Backend.captureGraph: unknown keys', () => {
     ['warmup', 'repeats'],
   );
   rejectsKey(() => cpuBackend.captureGraph(() => {}, { steam: 1 } as object), 'steam', ['stream']);
+});
+
+test('CudaStream.create and CudaEvent.create: unknown keys, before any driver call', () => {
+  const noDevice = undefined as unknown as CudaDevice;
+  rejectsKey(() => CudaStream.create(noDevice, { nonblocking: true } as object), 'nonblocking', [
+    'nonBlocking',
+  ]);
+  rejectsKey(() => CudaEvent.create(noDevice, { timed: false } as object), 'timed', ['timing']);
 });
 
 test('keys with undefined values, and options that are undefined, are fine', () => {
