@@ -39,7 +39,10 @@ export interface MetadataCall {
   stream?: CudaStream;
 }
 
-/** A checked flashMlaWithKvcache call (values included: lengths and used block ids are in range). */
+/**
+ * A checked flashMlaWithKvcache call. The values of the lengths and of the used block-table
+ * entries are checked too for host tensors, and for device tensors when the caller asked.
+ */
 export interface DecodeCall {
   q: Tensor;
   kCache: Tensor;
