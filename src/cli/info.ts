@@ -5,8 +5,13 @@ import { dirname, join } from 'node:path';
 import { CudaDevice } from '../cuda/device.js';
 import { formatDriverVersion } from '../cuda/driver.js';
 import { probeCuda } from '../cuda/probe.js';
+import {
+  KERNEL_DIR,
+  KernelSet,
+  missingBinariesReason,
+  readManifest,
+} from '../cuda-backend/binaries.js';
 import { GpuUnavailableError } from '../errors.js';
-import { KERNEL_DIR, KernelSet, missingBinariesReason, readManifest } from '../kernels/binaries.js';
 import type { Command } from './command.js';
 
 export const infoCommand: Command = {

@@ -10,8 +10,9 @@
  */
 
 import { DisposedError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import { CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import type { CudaStream } from './stream.js';
 
 /** Starts recording the work enqueued on `stream` instead of running it. */

@@ -11,8 +11,9 @@
  */
 
 import { DisposedError, LimitError, OptionError, ShapeError, StrideError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import type { DevicePointer } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import type { CudaStream } from './stream.js';
 
 /** A byte range of device memory on one device: an allocation, part of one, or foreign memory. */
