@@ -12,11 +12,11 @@
  *   node dist/bench/memory-loop.js [--calls-per-run N] [--long-calls N] [--layers N]
  */
 import { parseArgs } from 'node:util';
-import { flashMlaWithKvcache, getMlaMetadata } from '../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../src/api/decode.js';
 import { HEAD_DIM_V } from '../src/config.js';
 import type { DeviceTensor } from '../src/cuda/device-tensor.js';
+import { CudaBackend } from '../src/cuda-backend/backend.js';
 import { GpuUnavailableError } from '../src/errors.js';
-import { CudaBackend } from '../src/kernels/cuda-backend.js';
 import { Random } from '../src/tensor/random.js';
 import { generateOnGpu } from '../src/verify/gpu-problems.js';
 import { median } from '../src/verify/run.js';

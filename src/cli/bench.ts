@@ -1,8 +1,8 @@
 /** `flashmla bench`: BENCHMARK.md's matrix (or any subset), timed, as a table, JSON, CSV or chart. */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendKind } from '../backend.js';
-import { openBackend } from '../backends.js';
+import { openBackend } from '../api/open-backend.js';
+import type { BackendKind } from '../backend/backend.js';
 import {
   type BenchDtype,
   buildMatrix,
@@ -10,16 +10,16 @@ import {
   type MatrixSpec,
   QUICK_MATRIX,
   STANDARD_MATRIX,
-} from '../bench/matrix.js';
-import { renderBenchSvg } from '../bench/plot.js';
+} from './bench/matrix.js';
+import { renderBenchSvg } from './bench/plot.js';
 import {
   type BenchSettings,
   formatBenchCsv,
   formatBenchJson,
   formatBenchTable,
   resultFileName,
-} from '../bench/report.js';
-import { runBench } from '../bench/run.js';
+} from './bench/report.js';
+import { runBench } from './bench/run.js';
 import {
   backendFlag,
   type Command,

@@ -3,8 +3,9 @@
  * backend and judged against the float64 reference. A fresh seed each run (printed), so repeated
  * runs keep finding new corners; the seed and the configuration reproduce any mismatch.
  */
-import type { Backend } from '../backend.js';
-import { openBackend } from '../backends.js';
+
+import { openBackend } from '../api/open-backend.js';
+import type { Backend } from '../backend/backend.js';
 import { FlashMlaError } from '../errors.js';
 import { Random } from '../tensor/random.js';
 import {

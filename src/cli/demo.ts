@@ -1,5 +1,5 @@
 /** `flashmla demo` (what `npm start` runs): one realistic decode step, checked and timed. */
-import { openBackend } from '../backends.js';
+import { openBackend } from '../api/open-backend.js';
 import { Random } from '../tensor/random.js';
 import { generateProblem } from '../verify/problems.js';
 import { runAndCheck } from '../verify/run.js';

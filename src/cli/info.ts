@@ -2,18 +2,18 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { defaultBackendChoice } from '../backends.js';
+import { defaultBackendChoice } from '../api/open-backend.js';
 import { CudaDevice } from '../cuda/device.js';
 import { formatDriverVersion } from '../cuda/driver.js';
 import { probeCuda } from '../cuda/probe.js';
-import { GpuUnavailableError, OptionError } from '../errors.js';
 import {
   KERNEL_DIR,
   KernelSet,
   missingBinariesReason,
   NO_BINARIES_FIX,
   readManifest,
-} from '../kernels/binaries.js';
+} from '../cuda-backend/binaries.js';
+import { GpuUnavailableError, OptionError } from '../errors.js';
 import type { Command } from './command.js';
 
 export const infoCommand: Command = {

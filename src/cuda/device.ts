@@ -1,4 +1,4 @@
-import { DeviceMismatchError, DisposedError, OptionError } from '../errors.js';
+import { DisposedError, OptionError } from '../errors.js';
 import {
   CUDA_ERROR_NOT_READY,
   CUDA_SUCCESS,
@@ -369,16 +369,5 @@ export class CudaDevice implements DeviceProperties {
       throw new CudaContextLostError(this.ordinal, failure);
     }
     throw new CudaError(failure);
-  }
-}
-
-/** Throws DeviceMismatchError unless `actual` is `expected` (streams, events, buffers...). */
-export function assertSameDevice(argument: string, expected: CudaDevice, actual: CudaDevice): void {
-  if (actual !== expected) {
-    throw new DeviceMismatchError(
-      argument,
-      `an object of cuda:${expected.ordinal}`,
-      `one of cuda:${actual.ordinal}${actual.ordinal === expected.ordinal ? ' (a disposed and reopened device)' : ''}`,
-    );
   }
 }

@@ -23,6 +23,8 @@ type Koffi = typeof import('koffi');
 export type Handle = bigint;
 /** A CUdeviceptr: a 64-bit device address. */
 export type DevicePointer = bigint;
+/** The address of host memory the driver reads in place (a NativeBlock's); 0n is NULL. */
+export type HostAddress = bigint;
 
 /** The driver functions we call, each with its C prototype's argument order. */
 export interface CudaDriver {
@@ -94,13 +96,13 @@ export interface CudaDriver {
     blockZ: number,
     sharedBytes: number,
     stream: Handle,
-    kernelParams: Uint8Array[] | null,
+    kernelParams: HostAddress,
     extra: null,
   ): number;
   cuLaunchKernelEx(
-    config: Uint8Array,
+    config: HostAddress,
     func: Handle,
-    kernelParams: Uint8Array[] | null,
+    kernelParams: HostAddress,
     extra: null,
   ): number;
   cuTensorMapEncodeTiled(
@@ -372,12 +374,30 @@ export function check(result: number, call: string): void {
   if (result !== CUDA_SUCCESS) throw new CudaError(cudaFailure(result, call));
 }
 
+/** Host memory that never moves, for structs the driver reads by address (see allocateNativeBlock). */
+export interface NativeBlock {
+  readonly address: HostAddress;
+  /** The block's bytes, written in place from JavaScript. */
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
+
 /**
- * The host address of a typed array's first byte, for driver structs that hold pointers to
- * other host memory (CUlaunchConfig.attrs). Valid while the array is alive.
+ * Allocates `size` bytes of zeroed native memory (8-byte aligned) with a view over them: what a
+ * launch hands the driver by address (the parameter struct, the array pointing at it, the launch
+ * config), written in place each time instead of being marshalled from JavaScript arrays. Free
+ * it with freeNativeBlock.
  */
-export function hostAddress(view: ArrayBufferView): bigint {
-  return loadBinding().koffi.address(view);
+export function allocateNativeBlock(size: number): NativeBlock {
+  const { koffi } = loadBinding();
+  const address = koffi.alloc('uint64_t', Math.ceil(size / 8)) as bigint;
+  const bytes = new Uint8Array(koffi.view(address, size));
+  bytes.fill(0);
+  return { address, bytes, view: new DataView(bytes.buffer) };
+}
+
+export function freeNativeBlock(block: NativeBlock): void {
+  loadBinding().koffi.free(block.address);
 }
 
 let tensorMapScratch: bigint | undefined;

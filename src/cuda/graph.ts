@@ -2,16 +2,19 @@
  * CUDA graphs by stream capture: record a decode step once, replay it with one launch.
  *
  * Capture uses CU_STREAM_CAPTURE_MODE_THREAD_LOCAL. It forbids, on the capturing thread, the
- * calls that are unsafe during capture (cuMemAlloc, for one, which a graph would not replay), so
- * a captured call that allocates fails loudly instead of recording a graph that is wrong on
- * replay; that thread is the only one that calls our driver binding. GLOBAL mode would also
- * forbid those calls on other threads of the process, breaking unrelated CUDA users (a
- * runtime-API library on its own thread) for no gain of ours.
+ * calls that are unsafe during capture (synchronous ones such as cuMemAlloc), so a captured call
+ * that makes one fails loudly instead of recording a graph that is wrong on replay; that thread
+ * is the only one that calls our driver binding. GLOBAL mode would also forbid those calls on
+ * other threads of the process, breaking unrelated CUDA users (a runtime-API library on its own
+ * thread) for no gain of ours. Stream-ordered allocations are not among them (a graph records
+ * them as allocation nodes), so the allocator itself refuses to allocate on a capturing stream
+ * (memory.ts): a graph never owns memory of ours.
  */
 
 import { DisposedError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import { CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import { freeDeferredAllocations } from './memory.js';
 import { type CudaStream, setCapturing } from './stream.js';
 

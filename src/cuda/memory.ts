@@ -20,11 +20,18 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DisposedError, LimitError, OptionError, ShapeError, StrideError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import { CUDA_ERROR_OUT_OF_MEMORY, type DevicePointer } from './driver.js';
-import { CudaError } from './errors.js';
+import { assertSameDevice, CudaError } from './errors.js';
 import { CudaEvent } from './event.js';
 import { anyStreamCapturing, type CudaStream } from './stream.js';
+
+/**
+ * Why nothing is allocated on a stream while it captures a graph (the graph would own the memory
+ * and allocate it again at each replay), with what to do instead: every refusal says this.
+ */
+export const NO_ALLOCATION_WHILE_CAPTURING =
+  'nothing is allocated on a stream while it captures a graph (compute the metadata and allocate out and lse before the capture)';
 
 /** A byte range of device memory on one device: an allocation, part of one, or foreign memory. */
 export interface DeviceSpan {
@@ -81,25 +88,33 @@ class Allocation {
       liveBytes -= this.bytes;
       return;
     }
-    const streams = [this.stream, ...(this.otherStreams ?? [])];
-    const gone = streams.some((stream) => stream.disposed);
-    if (streams.some((stream) => stream.capturing) || (gone && anyStreamCapturing())) {
+    const others = this.otherStreams;
+    let gone = this.stream.disposed;
+    let capturing = this.stream.capturing;
+    if (others !== null) {
+      for (const other of others) {
+        gone ||= other.disposed;
+        capturing ||= other.capturing;
+      }
+    }
+    if (capturing || (gone && anyStreamCapturing())) {
       deferredFrees.add(this);
       return;
     }
     this.freed = true;
-    deferredFrees.delete(this);
+    if (deferredFrees.size > 0) deferredFrees.delete(this);
     liveBytes -= this.bytes;
     let on = this.stream;
     if (gone) {
       // A destroyed stream can no longer be waited for in order: wait for the whole device.
       this.device.synchronize();
       on = this.device.defaultStream;
-    } else {
-      for (const other of this.otherStreams ?? []) waitForStream(on, other);
+    } else if (others !== null) {
+      for (const other of others) waitForStream(on, other);
     }
     const streamHandle = on.handle;
-    this.device.release('cuMemFreeAsync', (cu) => cu.cuMemFreeAsync(this.ptr, streamHandle));
+    const ptr = this.ptr;
+    this.device.release('cuMemFreeAsync', (cu) => cu.cuMemFreeAsync(ptr, streamHandle));
   }
 }
 
@@ -170,6 +185,9 @@ function findGarbageCollector(): (() => void) | null {
   }
 }
 
+/** The out-parameter of cuMemAllocFromPoolAsync, reused: the allocation path allocates no arrays. */
+const allocatedPointer = new BigUint64Array(1);
+
 /** A pool allocation (256-byte aligned), freed in stream order by dispose() or, once dropped, by a finalizer. */
 export class DeviceBuffer implements DeviceSpan {
   readonly device: CudaDevice;
@@ -201,15 +219,16 @@ export class DeviceBuffer implements DeviceSpan {
     if (on.capturing) {
       throw new OptionError(
         'stream',
-        'a stream that is not capturing a graph (allocate outputs and metadata before the capture, and pass out and lse)',
-        `an allocation of ${bytes} bytes during a capture`,
+        `a stream that is not capturing a graph: ${NO_ALLOCATION_WHILE_CAPTURING}`,
+        `an allocation of ${bytes} bytes on the capturing stream`,
       );
     }
-    const pointer = new BigUint64Array(1);
+    const pointer = allocatedPointer;
     const streamHandle = on.handle;
+    const pool = device.memoryPool;
     try {
       device.call('cuMemAllocFromPoolAsync', (cu) =>
-        cu.cuMemAllocFromPoolAsync(pointer, bytes, device.memoryPool, streamHandle),
+        cu.cuMemAllocFromPoolAsync(pointer, bytes, pool, streamHandle),
       );
     } catch (error) {
       if (!(error instanceof CudaError) || error.result !== CUDA_ERROR_OUT_OF_MEMORY) throw error;
@@ -250,7 +269,7 @@ export class DeviceBuffer implements DeviceSpan {
    * the decode calls do this for the buffers they are given.
    */
   useOn(stream: CudaStream): void {
-    this.allocation?.useOn(stream);
+    if (!this.isDisposed) this.allocation?.useOn(stream);
   }
 
   /** Frees the memory in stream order, after the work enqueued so far that uses it (idempotent). */

@@ -1,6 +1,8 @@
 import { DisposedError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import { checkOptionKeys } from '../options.js';
+import type { CudaDevice } from './device.js';
 import { CU_STREAM_DEFAULT, CU_STREAM_NON_BLOCKING, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import { CudaEvent } from './event.js';
 
 export interface StreamOptions {
@@ -10,6 +12,8 @@ export interface StreamOptions {
    */
   nonBlocking?: boolean;
 }
+
+const STREAM_OPTION_KEYS: ReadonlySet<string> = new Set<keyof StreamOptions>(['nonBlocking']);
 
 /** Streams that a graph capture begun by beginCapture() is recording now (graph.ts keeps it). */
 const capturingStreams = new Set<CudaStream>();
@@ -47,6 +51,7 @@ export class CudaStream {
   }
 
   static create(device: CudaDevice, options: StreamOptions = {}): CudaStream {
+    checkOptionKeys('options', options, STREAM_OPTION_KEYS);
     const handle = new BigUint64Array(1);
     const flags = options.nonBlocking === true ? CU_STREAM_NON_BLOCKING : CU_STREAM_DEFAULT;
     device.call('cuStreamCreate', (cu) => cu.cuStreamCreate(handle, flags));

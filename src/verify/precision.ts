@@ -3,8 +3,8 @@
  * demo. A result passes when every element of out and lse is close, out as a whole is close in
  * angle, and Inf/NaN sit exactly where the reference has them.
  */
-import type { HostDecodeInputs } from '../cpu/problem.js';
-import { type ReferenceResult, referenceDecode } from '../cpu/reference.js';
+import type { HostDecodeInputs } from '../reference/problem.js';
+import { type ReferenceResult, referenceDecode } from '../reference/reference.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 

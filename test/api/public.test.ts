@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as flashmla from '../../src/index.js';
 
-test('the entry point exports the API, tensors, errors and the CUDA layer', () => {
+test('the entry point exports the API, tensors, errors and the CUDA layer, and no test fixtures', () => {
   for (const name of [
     'getMlaMetadata',
     'flashMlaWithKvcache',
@@ -12,7 +12,6 @@ test('the entry point exports the API, tensors, errors and the CUDA layer', () =
     'DeviceTensor',
     'CudaDevice',
     'CudaStream',
-    'captureGraph',
     'referenceDecode',
     'GpuUnavailableError',
     'CudaError',
@@ -22,6 +21,9 @@ test('the entry point exports the API, tensors, errors and the CUDA layer', () =
     assert.ok(name in flashmla, name);
   }
   assert.equal(flashmla.HEAD_DIM_K, 576);
+  for (const name of ['Random', 'generateProblem', 'pairwiseDesign', 'captureGraph']) {
+    assert.ok(!(name in flashmla), `${name} is not part of the public API`);
+  }
 });
 
 test('backend choice: an explicit backend wins, FLASHMLA_BACKEND replaces the default, bad names are errors', () => {

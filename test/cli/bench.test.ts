@@ -10,9 +10,9 @@ import {
   QUICK_MATRIX,
   rowLabel,
   STANDARD_MATRIX,
-} from '../../src/bench/matrix.js';
-import type { BenchRowResult } from '../../src/bench/measure.js';
-import { renderBenchSvg } from '../../src/bench/plot.js';
+} from '../../src/cli/bench/matrix.js';
+import type { BenchRowResult } from '../../src/cli/bench/measure.js';
+import { renderBenchSvg } from '../../src/cli/bench/plot.js';
 import {
   type BenchReport,
   CSV_COLUMNS,
@@ -22,12 +22,12 @@ import {
   MATRIX_CEILING_REASON,
   resultFileName,
   slug,
-} from '../../src/bench/report.js';
-import { checkRow } from '../../src/bench/row-check.js';
-import { runBench } from '../../src/bench/run.js';
+} from '../../src/cli/bench/report.js';
+import { checkRow } from '../../src/cli/bench/row-check.js';
+import { runBench } from '../../src/cli/bench/run.js';
 import { parseBenchFlags, resolveBenchSettings } from '../../src/cli/bench.js';
-import { cpuBackend } from '../../src/cpu/cpu-backend.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
+import { cpuBackend } from '../../src/cpu-backend/backend.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { Random } from '../../src/tensor/random.js';
 import { generateProblem } from '../../src/verify/problems.js';
 import { allElements, parseXml, runCli } from './support.js';

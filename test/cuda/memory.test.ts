@@ -3,7 +3,8 @@
  * frees are stream-ordered (never a synchronisation), dispose() and `using` free once, a tensor
  * the program drops is freed by the finalizer, foreign memory never is, frees wait for streams
  * that used the memory and for graph captures, and allocation pressure makes the garbage
- * collector run so that a loop that never disposes stays bounded.
+ * collector run so that a loop that never disposes stays bounded. (The split workspace, which
+ * builds on this, is tested in test/cuda-backend/split-workspace.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -12,7 +13,6 @@ import { beginCapture, endCapture } from '../../src/cuda/graph.js';
 import { DeviceBuffer } from '../../src/cuda/memory.js';
 import { CudaStream } from '../../src/cuda/stream.js';
 import { DtypeError, OptionError, ShapeError } from '../../src/errors.js';
-import { SplitWorkspaces } from '../../src/kernels/split-workspace.js';
 import { collectUntil, FakeCuda } from '../support/fake-cuda.js';
 
 /** Allocates and drops a tensor; nothing here keeps it. */
@@ -128,23 +128,4 @@ test('device tensors refuse bad dtypes, shapes and pointers with library errors'
     (error: unknown) => error instanceof OptionError && /got number 4096/.test(error.message),
   );
   assert.deepEqual(fake.log, [], 'nothing was allocated');
-});
-
-test('the split workspace is one per stream, reused step after step, grown when too small', () => {
-  const fake = new FakeCuda();
-  const workspaces = new SplitWorkspaces(fake.device);
-  const stream = fake.device.defaultStream;
-  const first = workspaces.for(stream, 1000);
-  for (let step = 0; step < 1000; step++) assert.equal(workspaces.for(stream, 1000), first);
-  assert.equal(workspaces.for(stream, 10), first);
-  assert.equal(fake.live.size, 2, 'o and lse partials, allocated once');
-  const grown = workspaces.for(stream, 1200);
-  assert.equal(grown.capacityRows, 1500, 'grown by half at least, not by 200 rows at a time');
-  assert.equal(workspaces.for(stream, 1400), grown);
-  const other = CudaStream.create(fake.device);
-  assert.notEqual(workspaces.for(other, 10), grown, 'another stream may run at the same time');
-  assert.deepEqual(
-    [...fake.live.values()].sort((a, b) => a - b),
-    [4000, 40, 6000, 4 * 512 * 1000, 4 * 512 * 10, 4 * 512 * 1500].sort((a, b) => a - b),
-  );
 });

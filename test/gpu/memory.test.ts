@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { CudaStream } from '../../src/cuda/stream.js';
-import type { CudaBackend } from '../../src/kernels/cuda-backend.js';
+import type { CudaBackend } from '../../src/cuda-backend/backend.js';
 import type { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { type DeviceProblem, generateOnGpu, gpuTest, SUITE_SEED } from './support.js';

@@ -4,10 +4,9 @@
  * grids past the 65535 limit of their y/z dimensions.
  */
 import assert from 'node:assert/strict';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
-import { captureGraph } from '../../src/cuda/graph.js';
-import { copyHostToDeviceSync } from '../../src/cuda/memory.js';
+import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { comparePrecision } from '../../src/verify/precision.js';
 import { decodeOnGpu, generateOnGpu, gpuTest, referenceOnGpu, SUITE_SEED } from './support.js';
@@ -34,40 +33,29 @@ gpuTest(
     const capacity = problem.blockTable.shape[1] * 64;
     const out = backend.empty('bf16', [batch, 2, 64, HEAD_DIM_V]);
     const lse = backend.empty('float32', [batch, 64, 2]);
-    const stream = backend.stream;
     // Metadata (and its workspace) is allocated before capture; the captured step only recomputes
     // the schedule into it and decodes, so replays follow new lengths with no allocation.
-    const metadata = getMlaMetadata(problem.cacheSeqlens, 128, 1, { stream });
-    const step = () => {
-      getMlaMetadata(problem.cacheSeqlens, 128, 1, { stream, into: metadata });
+    const metadata = getMlaMetadata(problem.cacheSeqlens, 128, 1);
+    const step = backend.captureGraph(() => {
+      getMlaMetadata(problem.cacheSeqlens, 128, 1, { into: metadata });
       flashMlaWithKvcache(
         problem.q,
         problem.kCache,
         problem.blockTable,
         problem.cacheSeqlens,
         HEAD_DIM_V,
-        metadata.tileSchedulerMetadata,
-        metadata.numSplits,
-        {
-          causal: true,
-          out,
-          lse,
-          stream,
-        },
+        metadata,
+        { causal: true, out, lse },
       );
-    };
-    step();
-    stream.synchronize();
-    const captured = captureGraph(stream, step);
-    const exec = captured.instantiate();
+    });
     for (let replay = 0; replay < 4; replay++) {
       // New lengths, within the block table's capacity, written into the same device buffer.
       const lengths = Int32Array.from({ length: batch }, () =>
         random.int(replay === 0 ? 0 : 2, capacity),
       );
-      copyHostToDeviceSync(problem.cacheSeqlens.storage(), lengths);
-      out.fillNaN(stream);
-      exec.launch(stream);
+      backend.write(problem.cacheSeqlens, new HostTensor('int32', lengths, [batch]));
+      out.fillNaN();
+      step.replay();
       const reference = referenceOnGpu(backend, { ...problem, lengths });
       const report = comparePrecision({ out: out.toHostSync(), lse: lse.toHostSync() }, reference);
       assert.ok(
@@ -75,8 +63,7 @@ gpuTest(
         `replay ${replay} lengths [${lengths}] (seed ${SUITE_SEED})\n${report.failures.join('\n')}`,
       );
     }
-    exec.dispose();
-    captured.dispose();
+    step.dispose();
     metadata.dispose();
     out.dispose();
     lse.dispose();

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cpuBackend } from '../../src/cpu/cpu-backend.js';
+import { cpuBackend } from '../../src/cpu-backend/backend.js';
 import {
   DeviceMismatchError,
   DtypeError,

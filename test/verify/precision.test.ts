@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { referenceDecode } from '../../src/cpu/reference.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
-import { pairwiseDesign } from '../../src/verify/pairwise.js';
 import { comparePrecision, judgeDecode } from '../../src/verify/precision.js';
 import { generateProblem } from '../../src/verify/problems.js';
+import { pairwiseDesign } from '../support/pairwise.js';
 
 function pair(values: number[], lses: number[]) {
   return {

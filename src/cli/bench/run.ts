@@ -1,0 +1,55 @@
+/**
+ * A whole benchmark run: the copy ceiling first (on the GPU), then every row of the matrix in
+ * order, collected into a report with the card's name and the date.
+ */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { Backend } from '../../backend/backend.js';
+import { CudaBackend } from '../../cuda-backend/backend.js';
+import { buildMatrix, rowLabel } from './matrix.js';
+import { type BenchRowResult, measureCopyCeiling, measureRow } from './measure.js';
+import { type BenchReport, type BenchSettings, MATRIX_CEILING_REASON } from './report.js';
+
+/** Called before each row is measured (`done` rows finished so far), and once at the end. */
+export type BenchProgress = (done: number, total: number, label: string) => void;
+
+export function runBench(
+  backend: Backend,
+  settings: BenchSettings,
+  options: { note?: string | null; onProgress?: BenchProgress; now?: Date } = {},
+): BenchReport {
+  const startedAt = options.now ?? new Date();
+  const copyCeiling = backend instanceof CudaBackend ? measureCopyCeiling(backend) : null;
+  const rows = buildMatrix(settings.matrix);
+  const results: BenchRowResult[] = [];
+  for (const [index, row] of rows.entries()) {
+    options.onProgress?.(index, rows.length, rowLabel(row));
+    const timing = { warmup: settings.warmup, repeats: settings.repeats };
+    results.push(measureRow(backend, row, settings.seed, timing, copyCeiling?.gbps ?? null));
+  }
+  options.onProgress?.(rows.length, rows.length, '');
+  return {
+    tool: 'flashmla bench',
+    flashmla: packageVersion(),
+    node: process.versions.node,
+    card: backend instanceof CudaBackend ? backend.device.name : hostCpuName(),
+    backend: backend.description,
+    date: startedAt.toISOString().slice(0, 10),
+    startedAt: startedAt.toISOString(),
+    note: options.note ?? null,
+    copyCeiling,
+    matrixCeiling: { measured: false, reason: MATRIX_CEILING_REASON },
+    settings,
+    rows: results,
+  };
+}
+
+function hostCpuName(): string {
+  const model = cpus()[0]?.model.trim();
+  return model ? `CPU ${model}` : 'CPU';
+}
+
+function packageVersion(): string {
+  const url = new URL('../../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+}
