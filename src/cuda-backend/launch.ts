@@ -136,7 +136,7 @@ export function launchMetadata(
  * 64), h_kv, numSmParts): one CTA per 64-row tile, KV head and part of the schedule, walking the
  * part's pieces; its threads and shared memory come from the layout file the build emits.
  *   seesaw: K by TMA (4-D tensor map), both products on wgmma, two math warpgroups overlapping
- *           softmax with the tensor cores (csrc/decode_seesaw_sm90.cu).
+ *           softmax with the tensor cores (csrc/decode_seesaw_sm90.cu). The default.
  *   mma:    cp.async loads and mma.sync (csrc/decode_sm90.cu): the first, simplest kernel.
  */
 export const DECODE_VARIANTS = {
@@ -155,10 +155,10 @@ export const DECODE_VARIANTS = {
 
 export type DecodeVariant = keyof typeof DECODE_VARIANTS;
 
-/** FLASHMLA_DECODE_KERNEL picks a variant (for tests and measurements); default 'mma'. */
+/** FLASHMLA_DECODE_KERNEL picks a variant (for tests and measurements); default 'seesaw'. */
 export function decodeVariantFromEnvironment(): DecodeVariant {
   const value = process.env.FLASHMLA_DECODE_KERNEL;
-  if (value === undefined || value === '') return 'mma';
+  if (value === undefined || value === '') return 'seesaw';
   if (!Object.hasOwn(DECODE_VARIANTS, value)) {
     throw new OptionError(
       'FLASHMLA_DECODE_KERNEL',
