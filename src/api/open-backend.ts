@@ -2,7 +2,8 @@
  * Backend choice. Calls follow their tensors (host: CPU, cuda:N: the CUDA backend of device N);
  * openBackend() is for callers that want to choose: 'auto' (the GPU if it can run here, else the
  * CPU with one line on stderr saying why), 'cuda' (or GpuUnavailableError with the reason) or
- * 'cpu'. The environment variable FLASHMLA_BACKEND overrides the choice.
+ * 'cpu'. The environment variable FLASHMLA_BACKEND replaces the default ('auto') where the caller
+ * names no backend; an explicit choice wins over it.
  */
 import type { Backend } from '../backend/backend.js';
 import { cpuBackend } from '../cpu-backend/backend.js';
@@ -14,6 +15,7 @@ import type { TensorDevice } from '../tensor/tensor.js';
 export type BackendChoice = 'auto' | 'cuda' | 'cpu';
 
 export interface OpenBackendOptions {
+  /** Default: FLASHMLA_BACKEND if set, else 'auto'. */
   backend?: BackendChoice;
   /** CUDA device ordinal; default 0. */
   device?: number;
@@ -28,22 +30,32 @@ const OPTION_KEYS: ReadonlySet<string> = new Set<keyof OpenBackendOptions>([
   'onFallback',
 ]);
 
-export function backendChoice(requested: BackendChoice | undefined): BackendChoice {
+/**
+ * The default choice: FLASHMLA_BACKEND where it is set (and not empty), else 'auto'. A value
+ * that names no backend is an OptionError wherever a backend is chosen, even where an explicit
+ * choice wins, so that a typo in the environment never goes unnoticed.
+ */
+export function defaultBackendChoice(): { choice: BackendChoice; from: 'FLASHMLA_BACKEND' | null } {
   const fromEnv = process.env.FLASHMLA_BACKEND;
-  if (fromEnv !== undefined && fromEnv !== '') {
-    if (!CHOICES.includes(fromEnv as BackendChoice)) {
-      throw new OptionError(
-        'FLASHMLA_BACKEND',
-        `one of ${CHOICES.join(', ')}`,
-        JSON.stringify(fromEnv),
-      );
-    }
-    return fromEnv as BackendChoice;
+  if (fromEnv === undefined || fromEnv === '') return { choice: 'auto', from: null };
+  if (!CHOICES.includes(fromEnv as BackendChoice)) {
+    throw new OptionError(
+      'FLASHMLA_BACKEND',
+      `one of ${CHOICES.join(', ')} (or unset)`,
+      JSON.stringify(fromEnv),
+    );
   }
-  if (requested !== undefined && !CHOICES.includes(requested)) {
+  return { choice: fromEnv as BackendChoice, from: 'FLASHMLA_BACKEND' };
+}
+
+/** An explicit choice if one is given (checked), else the default. */
+export function backendChoice(requested: BackendChoice | undefined): BackendChoice {
+  const fallback = defaultBackendChoice().choice;
+  if (requested === undefined) return fallback;
+  if (!CHOICES.includes(requested)) {
     throw new OptionError('backend', `one of ${CHOICES.join(', ')}`, describeValue(requested));
   }
-  return requested ?? 'auto';
+  return requested;
 }
 
 export function openBackend(options: OpenBackendOptions = {}): Backend {

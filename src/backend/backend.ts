@@ -71,6 +71,7 @@ export interface CapturedGraph {
   /** Enqueues the recorded work again (on the stream it was captured on). */
   replay(): void;
   dispose(): void;
+  [Symbol.dispose](): void;
 }
 
 export interface Backend {

@@ -42,11 +42,19 @@ export abstract class MlaMetadata implements MetadataTensors, MetadataLayout {
     return this.disposed;
   }
 
-  /** Frees what the metadata holds on its device (nothing on the host); idempotent. */
+  /**
+   * Frees what the metadata holds on its device, in stream order (nothing on the host);
+   * idempotent. Metadata the program drops without disposing is freed by the finalizers of its
+   * device tensors.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.free();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   protected abstract free(): void;

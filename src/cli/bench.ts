@@ -1,5 +1,5 @@
 /** `flashmla bench`: BENCHMARK.md's matrix (or any subset), timed, as a table, JSON, CSV or chart. */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openBackend } from '../api/open-backend.js';
 import type { BackendKind } from '../backend/backend.js';
@@ -21,6 +21,7 @@ import {
 } from './bench/report.js';
 import { runBench } from './bench/run.js';
 import {
+  backendFlag,
   type Command,
   choiceFlag,
   intFlag,
@@ -29,12 +30,14 @@ import {
   pathFlag,
   UsageError,
 } from './command.js';
+import { prepareOutputDirectory, prepareOutputFile } from './output-path.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
 /** What the user asked for; undefined where the backend's default applies. */
 export interface BenchRequest {
-  backend: 'auto' | 'cuda' | 'cpu';
+  /** undefined: the default choice (FLASHMLA_BACKEND, else auto). */
+  backend: 'auto' | 'cuda' | 'cpu' | undefined;
   device: number;
   quick: boolean;
   batch?: number;
@@ -66,7 +69,7 @@ export function parseBenchFlags(values: Flags): BenchRequest {
           choiceFlag('varlen', values.varlen, ['on', 'off', 'both'] as const, 'both')
         ];
   return {
-    backend: choiceFlag('backend', values.backend, ['auto', 'cuda', 'cpu'] as const, 'auto'),
+    backend: backendFlag(values.backend),
     device: intFlag('device', values.device, 0),
     quick: values.quick === true,
     batch: optionalInt('batch', 1),
@@ -121,18 +124,19 @@ export function resolveBenchSettings(
       seed: request.seed,
     },
     note: cpu
-      ? `CPU backend (float64 on the host): a much smaller default matrix than BENCHMARK.md's (b = ${CPU_MATRIX.batch}, mean length ${CPU_MATRIX.meanLengths.join(', ')}); these numbers do not compare with a GPU's`
+      ? `CPU backend (float64 on the host): a much smaller default matrix than the standard one (b = ${CPU_MATRIX.batch}, mean length ${CPU_MATRIX.meanLengths.join(', ')}); these numbers do not compare with a GPU's`
       : null,
   };
 }
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: "time decode calls over BENCHMARK.md's matrix, against the copy ceiling",
+  summary: "time decode calls over FlashMLA's benchmark matrix, against the copy ceiling",
   help: `Usage: flashmla bench [--quick] [subset flags] [--json | --csv] [--plot FILE.svg] [--save DIR]
 
-Times decode calls over BENCHMARK.md's matrix: b = 128; mean cache length 4096, 8192, 16384;
-h_q 16, 32, 64, 128; s_q 1, 2; fixed and variable lengths; causal; h_kv = 1; bf16 (48 rows).
+Times decode calls over FlashMLA's own benchmark matrix: b = 128; mean cache length 4096,
+8192, 16384; h_q 16, 32, 64, 128; s_q 1, 2; fixed and variable lengths; causal; h_kv = 1; bf16
+(48 rows; method and recorded results in the package's docs/benchmark.md).
 Each row's problem is built on the GPU (cache rows past each length are NaN), its outputs are
 checked once (finite, and the longest sequence against the float64 reference), then the median
 of many calls is reported (metadata computed once, outside the time; a call is decode + combine).
@@ -154,7 +158,8 @@ Exit code 1 if any row's check fails.
   --warmup N         untimed calls per row before timing (default 5; CPU 1)
   --repeats N        timed calls per row; the median is reported (default 30; CPU 3)
   --seed N           seed of lengths, block placement and data (default 0, so runs compare)
-  --backend auto|cuda|cpu  where to run (default auto: the GPU if usable)
+  --backend auto|cuda|cpu  where to run (auto: the GPU if usable; default: $FLASHMLA_BACKEND
+                     if set, else auto)
   --device N         CUDA device ordinal (default 0)
   --json             print the full results as JSON instead of the table
   --csv              print the rows as CSV instead of the table
@@ -181,6 +186,8 @@ Exit code 1 if any row's check fails.
   },
   async run(values) {
     const request = parseBenchFlags(values);
+    if (request.plot !== undefined) prepareOutputFile('plot', request.plot);
+    if (request.save !== undefined) prepareOutputDirectory('save', request.save);
     const backend = openBackend({ backend: request.backend, device: request.device });
     const { settings, note } = resolveBenchSettings(request, backend.kind);
     const progress = new ProgressBar(buildMatrix(settings.matrix).length, 'flashmla bench');
@@ -208,7 +215,6 @@ Exit code 1 if any row's check fails.
       console.error(`chart written to ${request.plot}`);
     }
     if (request.save !== undefined) {
-      mkdirSync(request.save, { recursive: true });
       const dir = request.save;
       const name = resultFileName(report.card, report.date, (n) => existsSync(join(dir, n)));
       writeFileSync(join(dir, name), `${formatBenchJson(report)}\n`);

@@ -16,7 +16,7 @@ import {
   type Varlen,
 } from '../verify/problems.js';
 import { runAndCheck } from '../verify/run.js';
-import { type Command, choiceFlag, intFlag, ProgressBar } from './command.js';
+import { backendFlag, type Command, intFlag, ProgressBar } from './command.js';
 
 /** TESTING.md's dimensions ("The matrix"). */
 const BATCHES = [1, 2, 6, 64] as const;
@@ -181,13 +181,14 @@ export const checkCommand: Command = {
   help: `Usage: flashmla check [--backend auto|cuda|cpu] [--device N] [--seed N] [--count N]
                       [--max-cost N] [--verbose]
 
-Draws random configurations from TESTING.md's matrix (batch, query tokens, cache length, fixed or
-variable lengths, query and KV heads, causal, bf16/fp16, padded strides, block-table padding,
-softmax scale, data distribution), runs each on the chosen backend and judges it against the
+Draws random configurations from the library's test matrix (batch, query tokens, cache length,
+fixed or variable lengths, query and KV heads, causal, bf16/fp16, padded strides, block-table
+padding, softmax scale, data distribution; see the package's docs/testing.md), runs each on the chosen backend and judges it against the
 float64 CPU reference with FlashMLA's precision rule. Prints the seed; on a mismatch prints the
 configuration and the command that reproduces it. Exit code 1 on any mismatch.
 
-  --backend   auto (default: the GPU if usable, else the CPU), cuda or cpu
+  --backend   auto (the GPU if usable, else the CPU), cuda or cpu; default:
+              $FLASHMLA_BACKEND if set, else auto
   --device    CUDA device ordinal (default 0)
   --seed      seed of the configurations and data (default: fresh, printed)
   --count     configurations to run (default 20)
@@ -204,7 +205,7 @@ configuration and the command that reproduces it. Exit code 1 on any mismatch.
     verbose: { type: 'boolean' },
   },
   async run(values) {
-    const choice = choiceFlag('backend', values.backend, ['auto', 'cuda', 'cpu'] as const, 'auto');
+    const choice = backendFlag(values.backend);
     const device = intFlag('device', values.device, 0);
     const settings = {
       seed: intFlag('seed', values.seed, Random.freshSeed()),
@@ -213,11 +214,11 @@ configuration and the command that reproduces it. Exit code 1 on any mismatch.
       verbose: values.verbose === true,
     };
     const backend = openBackend({ backend: choice, device });
-    const backendFlag =
+    const reproduceBackend =
       backend.kind === 'cpu' ? '--backend cpu' : `--backend cuda --device ${device}`;
     return runCheck(
       backend,
-      { ...settings, backendFlag },
+      { ...settings, backendFlag: reproduceBackend },
       { log: (line) => console.log(line), error: (line) => console.error(line) },
     );
   },

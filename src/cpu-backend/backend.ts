@@ -18,7 +18,7 @@ import { DisposedError, MetadataMismatchError, OptionError, ShapeError } from '.
 import { checkOptionKeys } from '../options.js';
 import { computeTileSchedule, findStalePart, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
-import { HostTensor } from '../tensor/host-tensor.js';
+import { checkHostTensor, HostTensor } from '../tensor/host-tensor.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { cpuDecode } from './split-decode.js';
 
@@ -119,6 +119,7 @@ class CpuBackend implements Backend {
   }
 
   upload(tensor: HostTensor): HostTensor {
+    checkHostTensor('tensor', tensor);
     return tensor;
   }
 
@@ -126,6 +127,7 @@ class CpuBackend implements Backend {
     if (!(target instanceof HostTensor) || !target.isContiguous()) {
       throw new OptionError('target', 'a contiguous HostTensor', String(target));
     }
+    checkHostTensor('source', source);
     if (target.dtype !== source.dtype || formatShape(target.shape) !== formatShape(source.shape)) {
       throw new ShapeError(
         'source',
@@ -172,6 +174,9 @@ class CpuBackend implements Backend {
         record();
       },
       dispose: () => {
+        disposed = true;
+      },
+      [Symbol.dispose]: () => {
         disposed = true;
       },
     };

@@ -18,14 +18,14 @@ import { DeviceTensor, uploadHostTensorPreservingLayout } from '../cuda/device-t
 import { assertSameDevice } from '../cuda/errors.js';
 import { CudaEvent } from '../cuda/event.js';
 import { type CudaGraphExec, captureGraph } from '../cuda/graph.js';
-import { copyHostToDevice } from '../cuda/memory.js';
+import { copyHostToDevice, NO_ALLOCATION_WHILE_CAPTURING } from '../cuda/memory.js';
 import { probeCuda } from '../cuda/probe.js';
 import { CudaStream } from '../cuda/stream.js';
 import { DeviceMismatchError, GpuUnavailableError, OptionError, ShapeError } from '../errors.js';
 import { checkOptionKeys, describeValue } from '../options.js';
 import { numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
-import type { HostTensor } from '../tensor/host-tensor.js';
+import { checkHostTensor, type HostTensor } from '../tensor/host-tensor.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { KernelSet } from './binaries.js';
 import {
@@ -36,19 +36,28 @@ import {
   launchMetadata,
 } from './launch.js';
 import { CudaMlaMetadata } from './metadata.js';
+import { partialRows, type SplitWorkspace, SplitWorkspaces } from './split-workspace.js';
 
 const INT32_MAX = 2 ** 31 - 1;
 const TIME_OPTION_KEYS: ReadonlySet<string> = new Set(['warmup', 'repeats']);
 const CAPTURE_OPTION_KEYS: ReadonlySet<string> = new Set(['stream']);
+
+/**
+ * What each captured graph's recorded work reads and writes (tensors, metadata, split
+ * workspaces): the graph holds their addresses, so it keeps them from the finalizers that free
+ * dropped memory, until it is disposed or dropped itself.
+ */
+const retainedByGraph = new WeakMap<CapturedGraph, readonly object[]>();
 
 /** A captured decode step: replay() is one cuGraphLaunch on the stream it was captured on. */
 class CudaCapturedGraph implements CapturedGraph {
   private readonly exec: CudaGraphExec;
   private readonly stream: CudaStream;
 
-  constructor(exec: CudaGraphExec, stream: CudaStream) {
+  constructor(exec: CudaGraphExec, stream: CudaStream, retained: readonly object[]) {
     this.exec = exec;
     this.stream = stream;
+    retainedByGraph.set(this, retained);
   }
 
   replay(): void {
@@ -57,6 +66,11 @@ class CudaCapturedGraph implements CapturedGraph {
 
   dispose(): void {
     this.exec.dispose();
+    retainedByGraph.delete(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -69,13 +83,18 @@ export class CudaBackend implements Backend {
   readonly kernels: KernelSet;
   readonly limits: BackendLimits;
   private readonly metadata = new MetadataRecords<CudaMlaMetadata>();
+  /** The split workspaces of this device, one per stream, shared by the metadata made on it. */
+  private readonly workspaces: SplitWorkspaces;
   /** The stream a captureGraph() in progress records on. */
   private capturing: CudaStream | undefined;
+  /** What the capture in progress uses, for the captured graph to keep alive. */
+  private captured: object[] = [];
   private static readonly opened = new Map<number, CudaBackend>();
 
   private constructor(device: CudaDevice, kernels: KernelSet) {
     this.device = device;
     this.kernels = kernels;
+    this.workspaces = new SplitWorkspaces(device);
     this.limits = Object.freeze(kernelLimits(kernels.layout.kernels));
     this.description = `cuda:${device.ordinal} ${device.name} (sm_${device.computeCapability.major}${device.computeCapability.minor}, ${device.multiProcessorCount} SMs)`;
   }
@@ -109,8 +128,9 @@ export class CudaBackend implements Backend {
       this.launchScheduler(lengths, into, stream);
       return into;
     }
-    this.refuseAllocationWhileCapturing('into', 'metadata to recompute into');
-    const metadata = new CudaMlaMetadata(this.device, call, numSmParts);
+    this.refuseAllocationWhileCapturing(stream, 'into', 'metadata to recompute into (`into`)');
+    const workspace = this.workspaces.for(stream, partialRows({ ...call, numSmParts }));
+    const metadata = new CudaMlaMetadata(this.device, call, numSmParts, workspace);
     try {
       this.launchScheduler(lengths, metadata, stream);
     } catch (error) {
@@ -125,6 +145,10 @@ export class CudaBackend implements Backend {
     metadata: CudaMlaMetadata,
     stream: CudaStream,
   ): void {
+    lengths.useOn(stream);
+    metadata.tileSchedulerMetadata.useOn(stream);
+    metadata.numSplits.useOn(stream);
+    if (this.capturing !== undefined) this.captured.push(lengths, metadata);
     launchMetadata(this.kernels, stream, {
       cacheSeqlens: lengths.ptr,
       tileSchedulerMetadata: metadata.pointers.tileSchedulerMetadata,
@@ -144,45 +168,84 @@ export class CudaBackend implements Backend {
     };
     const metadata = this.metadata.find(call.schedule, layout);
     const stream = this.streamFor(call.stream);
+    const workspace = this.workspaceFor(metadata, stream);
     if (!call.out || !call.lse)
-      this.refuseAllocationWhileCapturing('out', 'preallocated out and lse');
+      this.refuseAllocationWhileCapturing(stream, 'out', 'preallocated out and lse');
+    const q = this.own('q', call.q);
+    const kCache = this.own('kCache', call.kCache);
+    const blockTable = this.own('blockTable', call.blockTable);
+    const cacheSeqlens = this.own('cacheSeqlens', call.cacheSeqlens);
     const out = call.out
       ? this.own('out', call.out)
-      : DeviceTensor.empty(this.device, shape.dtype, [
-          shape.batch,
-          shape.seqlenQ,
-          shape.numHeadsQ,
-          HEAD_DIM_V,
-        ]);
+      : DeviceTensor.empty(
+          this.device,
+          shape.dtype,
+          [shape.batch, shape.seqlenQ, shape.numHeadsQ, HEAD_DIM_V],
+          stream,
+        );
     let lse: DeviceTensor;
     try {
       lse = call.lse
         ? this.own('lse', call.lse)
-        : DeviceTensor.empty(this.device, 'float32', [shape.batch, shape.numHeadsQ, shape.seqlenQ]);
+        : DeviceTensor.empty(
+            this.device,
+            'float32',
+            [shape.batch, shape.numHeadsQ, shape.seqlenQ],
+            stream,
+          );
     } catch (error) {
       if (!call.out) out.dispose();
       throw error;
     }
-    const q = this.own('q', call.q);
-    const kCache = this.own('kCache', call.kCache);
-    const blockTable = this.own('blockTable', call.blockTable);
+    // Memory allocated in the order of another stream is ordered for this one (a no-op for
+    // the usual case: everything on one stream).
+    q.useOn(stream);
+    kCache.useOn(stream);
+    blockTable.useOn(stream);
+    cacheSeqlens.useOn(stream);
+    metadata.tileSchedulerMetadata.useOn(stream);
+    metadata.numSplits.useOn(stream);
+    out.useOn(stream);
+    lse.useOn(stream);
+    if (this.capturing !== undefined)
+      this.captured.push(q, kCache, blockTable, cacheSeqlens, metadata, workspace, out, lse);
     launchDecode(this.kernels, stream, {
       variant: this.decodeVariant,
       shape,
       q,
       kCache,
       blockTable,
-      cacheSeqlens: this.own('cacheSeqlens', call.cacheSeqlens).ptr,
+      cacheSeqlens: cacheSeqlens.ptr,
       tileSchedulerMetadata: metadata.pointers.tileSchedulerMetadata,
       numSplits: metadata.pointers.numSplits,
       numSmParts: metadata.numSmParts,
       out,
       lse: lse.ptr,
-      oAccum: metadata.pointers.oAccum,
-      lseAccum: metadata.pointers.lseAccum,
+      oAccum: workspace.oAccumPtr,
+      lseAccum: workspace.lseAccumPtr,
       errors: 0n,
     });
     return { out, lse };
+  }
+
+  /**
+   * The split workspace a decode call on `stream` uses: the metadata's, made on the same stream;
+   * for a call on another stream, that stream's own (decode calls that may run at the same time
+   * must not share one), allocated on first use. While a graph is captured nothing may be
+   * allocated, so there the stream must already have one large enough.
+   */
+  private workspaceFor(metadata: CudaMlaMetadata, stream: CudaStream): SplitWorkspace {
+    if (metadata.workspace.stream === stream) return metadata.workspace;
+    if (stream.capturing) {
+      const existing = this.workspaces.existing(stream, metadata.partialRows);
+      if (existing !== undefined) return existing;
+      throw new OptionError(
+        'metadata',
+        `metadata made on the capturing stream (getMlaMetadata with { stream } before the capture): its split workspace is that stream's, and ${NO_ALLOCATION_WHILE_CAPTURING}`,
+        'metadata made on another stream',
+      );
+    }
+    return this.workspaces.for(stream, metadata.partialRows);
   }
 
   empty(dtype: DType, shape: readonly number[]): DeviceTensor {
@@ -191,6 +254,7 @@ export class CudaBackend implements Backend {
 
   /** Copies a host tensor to this GPU, keeping its strides (padding included). */
   upload(tensor: HostTensor): DeviceTensor {
+    checkHostTensor('tensor', tensor);
     return uploadHostTensorPreservingLayout(this.device, tensor, this.stream);
   }
 
@@ -200,6 +264,7 @@ export class CudaBackend implements Backend {
       throw new OptionError('target', 'a write outside captureGraph', 'a write while capturing');
     }
     const tensor = this.own('target', target);
+    checkHostTensor('source', source);
     if (!tensor.isContiguous()) {
       throw new OptionError(
         'target',
@@ -267,7 +332,9 @@ export class CudaBackend implements Backend {
     }
     const stream = requested ?? this.stream;
     this.capturing = stream;
+    this.captured = [];
     let exec: CudaGraphExec;
+    let retained: object[];
     try {
       const graph = captureGraph(stream, record);
       try {
@@ -277,8 +344,10 @@ export class CudaBackend implements Backend {
       }
     } finally {
       this.capturing = undefined;
+      retained = this.captured;
+      this.captured = [];
     }
-    return new CudaCapturedGraph(exec, stream);
+    return new CudaCapturedGraph(exec, stream, retained);
   }
 
   /**
@@ -299,12 +368,17 @@ export class CudaBackend implements Backend {
   }
 
   /**
-   * Nothing may be allocated while a graph is captured: the graph would not own it, and the
-   * allocation would not happen again on replay.
+   * Nothing may be allocated on a stream while it captures a graph: the graph would not own the
+   * memory, and the allocation would not happen again on replay. The allocator refuses too
+   * (cuda/memory.ts); this names the argument that avoids the allocation.
    */
-  private refuseAllocationWhileCapturing(argument: string, expected: string): void {
-    if (this.capturing !== undefined) {
-      throw new OptionError(argument, `${expected} while a graph is captured`, 'none');
+  private refuseAllocationWhileCapturing(
+    stream: CudaStream,
+    argument: string,
+    expected: string,
+  ): void {
+    if (stream.capturing) {
+      throw new OptionError(argument, `${expected}: ${NO_ALLOCATION_WHILE_CAPTURING}`, 'none');
     }
   }
 

@@ -1,7 +1,9 @@
 /**
- * The compiled kernels: dist/kernels/*.cubin (built by scripts/build-kernels.mjs from csrc/),
- * their manifest and the layout file the build emits. A KernelSet loads every cubin into one
- * device's context once and raises each kernel's dynamic shared-memory limit.
+ * The compiled kernels: dist/kernels/*.cubin (built by scripts/build-kernels.mjs from csrc/,
+ * shipped in the package), their manifest and the layout file the build emits; in a clone of the
+ * repository also dist/test-kernels/ (kernels only the tests launch, not shipped). A KernelSet
+ * loads every cubin of both into one device's context once and raises each kernel's dynamic
+ * shared-memory limit.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,6 +14,8 @@ import { GpuUnavailableError } from '../errors.js';
 
 /** dist/kernels, next to dist/src where this module runs from. */
 export const KERNEL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'kernels');
+/** dist/test-kernels: the test-only kernels, present in a clone of the repository after a build. */
+const TEST_KERNEL_DIR = join(KERNEL_DIR, '..', 'test-kernels');
 
 export interface KernelManifest {
   nvccVersion: string;
@@ -62,16 +66,19 @@ export function missingBinariesReason(): string | null {
   return missing.length > 0 ? `kernel binaries missing: ${missing.join(', ')}` : null;
 }
 
-export function readManifest(): KernelManifest {
-  return JSON.parse(readFileSync(join(KERNEL_DIR, 'manifest.json'), 'utf8')) as KernelManifest;
+export function readManifest(dir = KERNEL_DIR): KernelManifest {
+  return JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as KernelManifest;
 }
 
 export function readLayoutFile(): KernelLayoutFile {
   return JSON.parse(readFileSync(join(KERNEL_DIR, 'layout.json'), 'utf8')) as KernelLayoutFile;
 }
 
-const NO_BINARIES_FIX =
-  'build them with `npm run build` on a machine with nvcc 13.0 (CUDA Toolkit 13)';
+/** What to do when the kernels are missing, for someone who installed the package as well as for a clone. */
+export const NO_BINARIES_FIX =
+  'this copy of flashmla was built where nvcc was not found: install a release of the package ' +
+  '(it ships the kernels), or in a clone of its repository run `npm run build` with nvcc 13.0 ' +
+  '(CUDA Toolkit 13) on the PATH';
 
 /** Every kernel of the library, loaded into one device. */
 export class KernelSet {
@@ -85,10 +92,19 @@ export class KernelSet {
     const reason = missingBinariesReason();
     if (reason) throw new GpuUnavailableError(reason, NO_BINARIES_FIX);
     this.layout = readLayoutFile();
-    const manifest = readManifest();
+    const dirs = [
+      KERNEL_DIR,
+      ...(existsSync(join(TEST_KERNEL_DIR, 'manifest.json')) ? [TEST_KERNEL_DIR] : []),
+    ];
+    const cubins = dirs.flatMap((dir) =>
+      Object.entries(readManifest(dir).cubins).map(([file, names]) => ({
+        path: join(dir, file),
+        names,
+      })),
+    );
     try {
-      for (const [file, names] of Object.entries(manifest.cubins)) {
-        const module = CudaModule.load(device, readFileSync(join(KERNEL_DIR, file)));
+      for (const { path, names } of cubins) {
+        const module = CudaModule.load(device, readFileSync(path));
         this.modules.push(module);
         for (const name of names) {
           const fn = module.getFunction(name);

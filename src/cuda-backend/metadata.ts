@@ -1,62 +1,66 @@
 /**
- * Metadata on a GPU: the schedule's two device tensors and the float32 workspace for the partial
- * results of split sequences, sized at metadata time for the worst case (at most one extra split
- * per part: b + numSmParts split rows) so that no decode call allocates and a whole decode step
- * can be captured in a CUDA graph.
+ * Metadata on a GPU: the schedule's two device tensors, and the float32 workspace for the
+ * partial results of split sequences. The workspace is the one of the stream the metadata was
+ * made on (split-workspace.ts), sized at metadata time for the worst case (at most one extra
+ * split per part: b + numSmParts split rows) and shared with the other metadata made on that
+ * stream: no decode call allocates, a whole decode step can be captured in a CUDA graph, and
+ * the natural loop (new metadata every step, never disposed) reuses one workspace.
  */
 import { type MetadataLayout, MlaMetadata } from '../backend/metadata.js';
-import { HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
+import { METADATA_INTS_PER_PART } from '../config.js';
 import type { CudaDevice } from '../cuda/device.js';
 import { DeviceTensor } from '../cuda/device-tensor.js';
 import type { DevicePointer } from '../cuda/driver.js';
+import { partialRows, type SplitWorkspace } from './split-workspace.js';
 
 export class CudaMlaMetadata extends MlaMetadata {
   override readonly tileSchedulerMetadata: DeviceTensor;
   override readonly numSplits: DeviceTensor;
-  /** [b + numSmParts, h_kv, s_q*h_q/h_kv, 512] float32: split partial outputs. */
-  readonly oAccum: DeviceTensor;
-  /** [b + numSmParts, h_kv, s_q*h_q/h_kv] float32: their lses. */
-  readonly lseAccum: DeviceTensor;
-  /** The four buffers' addresses, read once: every decode call passes them to the kernels. */
+  /** The split workspace of the stream the metadata was made on (not owned: shared). */
+  readonly workspace: SplitWorkspace;
+  /** Partial rows its schedules can write: b + numSmParts splits, by KV head and query row. */
+  readonly partialRows: number;
+  /** The schedule's addresses, read once: every decode call passes them to the kernels. */
   readonly pointers: {
     readonly tileSchedulerMetadata: DevicePointer;
     readonly numSplits: DevicePointer;
-    readonly oAccum: DevicePointer;
-    readonly lseAccum: DevicePointer;
   };
 
-  /** Allocates the schedule and the workspace (uninitialised: the scheduler kernel fills them). */
-  constructor(device: CudaDevice, layout: MetadataLayout, numSmParts: number) {
+  /**
+   * Allocates the schedule (uninitialised: the scheduler kernel fills it) in the order of the
+   * workspace's stream. `workspace` must hold partialRows(layout, numSmParts) rows.
+   */
+  constructor(
+    device: CudaDevice,
+    layout: MetadataLayout,
+    numSmParts: number,
+    workspace: SplitWorkspace,
+  ) {
     super(layout, numSmParts);
-    const { batch, numHeadsK, numQRowsPerKvHead } = layout;
-    const splitRows = batch + numSmParts;
-    const allocated: DeviceTensor[] = [];
-    const allocate = (dtype: 'int32' | 'float32', shape: number[]) => {
-      const tensor = DeviceTensor.empty(device, dtype, shape);
-      allocated.push(tensor);
-      return tensor;
-    };
+    this.partialRows = partialRows({ ...layout, numSmParts });
+    this.workspace = workspace;
+    const stream = workspace.stream;
+    this.tileSchedulerMetadata = DeviceTensor.empty(
+      device,
+      'int32',
+      [numSmParts, METADATA_INTS_PER_PART],
+      stream,
+    );
     try {
-      this.tileSchedulerMetadata = allocate('int32', [numSmParts, METADATA_INTS_PER_PART]);
-      this.numSplits = allocate('int32', [batch + 1]);
-      this.lseAccum = allocate('float32', [splitRows, numHeadsK, numQRowsPerKvHead]);
-      this.oAccum = allocate('float32', [splitRows, numHeadsK, numQRowsPerKvHead, HEAD_DIM_V]);
+      this.numSplits = DeviceTensor.empty(device, 'int32', [layout.batch + 1], stream);
     } catch (error) {
-      for (const tensor of allocated) tensor.dispose();
+      this.tileSchedulerMetadata.dispose();
       throw error;
     }
     this.pointers = {
       tileSchedulerMetadata: this.tileSchedulerMetadata.ptr,
       numSplits: this.numSplits.ptr,
-      oAccum: this.oAccum.ptr,
-      lseAccum: this.lseAccum.ptr,
     };
   }
 
+  /** Frees the schedule in stream order; the shared workspace is freed once nothing uses it. */
   protected free(): void {
     this.tileSchedulerMetadata.dispose();
     this.numSplits.dispose();
-    this.oAccum.dispose();
-    this.lseAccum.dispose();
   }
 }

@@ -45,8 +45,17 @@ export interface CudaDriver {
   cuCtxSynchronize(): number;
   cuMemGetInfo_v2(free: BigUint64Array, total: BigUint64Array): number;
 
-  cuMemAlloc_v2(pointer: BigUint64Array, bytes: number): number;
-  cuMemFree_v2(pointer: DevicePointer): number;
+  cuDeviceGetDefaultMemPool(pool: BigUint64Array, device: number): number;
+  cuMemPoolGetAttribute(pool: Handle, attribute: number, value: BigUint64Array): number;
+  cuMemPoolSetAttribute(pool: Handle, attribute: number, value: BigUint64Array): number;
+  cuMemPoolTrimTo(pool: Handle, minBytesToKeep: number): number;
+  cuMemAllocFromPoolAsync(
+    pointer: BigUint64Array,
+    bytes: number,
+    pool: Handle,
+    stream: Handle,
+  ): number;
+  cuMemFreeAsync(pointer: DevicePointer, stream: Handle): number;
   cuMemcpyHtoDAsync_v2(dst: DevicePointer, src: Uint8Array, bytes: number, stream: Handle): number;
   cuMemcpyDtoHAsync_v2(dst: Uint8Array, src: DevicePointer, bytes: number, stream: Handle): number;
   cuMemcpyDtoDAsync_v2(
@@ -144,8 +153,13 @@ const PROTOTYPES: Record<keyof CudaDriver, string> = {
   cuCtxSynchronize: 'int cuCtxSynchronize()',
   cuMemGetInfo_v2: 'int cuMemGetInfo_v2(void *free, void *total)',
 
-  cuMemAlloc_v2: 'int cuMemAlloc_v2(void *pointer, size_t bytes)',
-  cuMemFree_v2: 'int cuMemFree_v2(uint64_t pointer)',
+  cuDeviceGetDefaultMemPool: 'int cuDeviceGetDefaultMemPool(void *pool, int device)',
+  cuMemPoolGetAttribute: 'int cuMemPoolGetAttribute(void *pool, int attribute, void *value)',
+  cuMemPoolSetAttribute: 'int cuMemPoolSetAttribute(void *pool, int attribute, void *value)',
+  cuMemPoolTrimTo: 'int cuMemPoolTrimTo(void *pool, size_t minBytesToKeep)',
+  cuMemAllocFromPoolAsync:
+    'int cuMemAllocFromPoolAsync(void *pointer, size_t bytes, void *pool, void *stream)',
+  cuMemFreeAsync: 'int cuMemFreeAsync(uint64_t pointer, void *stream)',
   cuMemcpyHtoDAsync_v2:
     'int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t bytes, void *stream)',
   cuMemcpyDtoHAsync_v2:
@@ -197,6 +211,7 @@ const PROTOTYPES: Record<keyof CudaDriver, string> = {
 };
 
 export const CUDA_SUCCESS = 0;
+export const CUDA_ERROR_OUT_OF_MEMORY = 2;
 export const CUDA_ERROR_NOT_READY = 600;
 
 /** CUdevice_attribute values used here (cuda.h, CUDA 13.0). */
@@ -208,6 +223,16 @@ export const DeviceAttribute = {
   COMPUTE_CAPABILITY_MINOR: 76,
   MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: 81,
   MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: 97,
+  MEMORY_POOLS_SUPPORTED: 115,
+} as const;
+
+/** CUmemPool_attribute values (the byte counts are cuuint64_t). */
+export const MemPoolAttribute = {
+  RELEASE_THRESHOLD: 4,
+  RESERVED_MEM_CURRENT: 5,
+  RESERVED_MEM_HIGH: 6,
+  USED_MEM_CURRENT: 7,
+  USED_MEM_HIGH: 8,
 } as const;
 
 /** CUfunction_attribute values. */

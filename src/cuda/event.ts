@@ -97,4 +97,8 @@ export class CudaEvent {
     this.isDisposed = true;
     this.device.release('cuEventDestroy_v2', (cu) => cu.cuEventDestroy_v2(this.eventHandle));
   }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

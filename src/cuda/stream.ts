@@ -15,6 +15,20 @@ export interface StreamOptions {
 
 const STREAM_OPTION_KEYS: ReadonlySet<string> = new Set<keyof StreamOptions>(['nonBlocking']);
 
+/** Streams that a graph capture begun by beginCapture() is recording now (graph.ts keeps it). */
+const capturingStreams = new Set<CudaStream>();
+
+/** Records that `stream` started (true) or stopped (false) capturing a graph. */
+export function setCapturing(stream: CudaStream, capturing: boolean): void {
+  if (capturing) capturingStreams.add(stream);
+  else capturingStreams.delete(stream);
+}
+
+/** Whether any stream of the process is capturing a graph: device-wide waits must not run then. */
+export function anyStreamCapturing(): boolean {
+  return capturingStreams.size > 0;
+}
+
 /**
  * A CUDA stream: work enqueued on it runs in order. Launches, copies and fills take one and
  * return at once; synchronize() blocks until it drains, wait() resolves when the work enqueued so
@@ -53,6 +67,11 @@ export class CudaStream {
 
   get disposed(): boolean {
     return this.isDisposed;
+  }
+
+  /** True while a graph capture (beginCapture) records this stream's work instead of running it. */
+  get capturing(): boolean {
+    return capturingStreams.has(this);
   }
 
   /** Blocks until all work enqueued on the stream is done. */
@@ -101,5 +120,9 @@ export class CudaStream {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.device.release('cuStreamDestroy_v2', (cu) => cu.cuStreamDestroy_v2(this.streamHandle));
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

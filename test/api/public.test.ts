@@ -26,23 +26,30 @@ test('the entry point exports the API, tensors, errors and the CUDA layer, and n
   }
 });
 
-test("backend choice: 'cpu' always works, bad names and FLASHMLA_BACKEND are checked", () => {
+test('backend choice: an explicit backend wins, FLASHMLA_BACKEND replaces the default, bad names are errors', () => {
   const previous = process.env.FLASHMLA_BACKEND;
   try {
     delete process.env.FLASHMLA_BACKEND;
     assert.equal(flashmla.openBackend({ backend: 'cpu' }).kind, 'cpu');
     assert.throws(() => flashmla.openBackend({ backend: 'tpu' as 'cpu' }), flashmla.OptionError);
     process.env.FLASHMLA_BACKEND = 'cpu';
+    assert.equal(flashmla.openBackend().kind, 'cpu', 'the environment replaces the default');
+    process.env.FLASHMLA_BACKEND = 'cuda';
     assert.equal(
-      flashmla.openBackend({ backend: 'auto' }).kind,
+      flashmla.openBackend({ backend: 'cpu' }).kind,
       'cpu',
-      'the environment overrides',
+      'an explicit choice wins over the environment',
     );
     process.env.FLASHMLA_BACKEND = 'gpu';
-    assert.throws(
-      () => flashmla.openBackend(),
-      (e: unknown) => e instanceof flashmla.OptionError && e.argument === 'FLASHMLA_BACKEND',
-    );
+    for (const options of [{}, { backend: 'cpu' as const }]) {
+      assert.throws(
+        () => flashmla.openBackend(options),
+        (e: unknown) =>
+          e instanceof flashmla.OptionError &&
+          e.argument === 'FLASHMLA_BACKEND' &&
+          e.code === 'ERR_OPTION',
+      );
+    }
   } finally {
     if (previous === undefined) delete process.env.FLASHMLA_BACKEND;
     else process.env.FLASHMLA_BACKEND = previous;

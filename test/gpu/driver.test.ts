@@ -528,10 +528,10 @@ test('a sticky error loses the context: later calls throw CudaContextLostError a
     'CudaContextLostError',
     'ERR_CUDA_CONTEXT_LOST',
     'CUDA_ERROR_ILLEGAL_ADDRESS',
-    'cuMemAlloc_v2',
+    'cuMemAllocFromPoolAsync',
   ]);
   assert.match(
     report.later[4],
-    /cuMemAlloc_v2 was not run: the CUDA context of cuda:0 is lost: cuCtxSynchronize failed/,
+    /cuMemAllocFromPoolAsync was not run: the CUDA context of cuda:0 is lost: cuCtxSynchronize failed/,
   );
 });

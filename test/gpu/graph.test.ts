@@ -147,6 +147,52 @@ gpuTest(
   },
 );
 
+gpuTest(
+  'capturing on a stream of its own takes metadata made on that stream (its split workspace)',
+  (backend) => {
+    const problem = uploadProblem(
+      backend,
+      generateProblem(
+        { batch: 3, seqlenQ: 1, numHeadsQ: 16, numHeadsKv: 1, meanLength: 300 },
+        new Random(SUITE_SEED + 42),
+      ),
+    );
+    const { q, kCache, blockTable, cacheSeqlens } = problem;
+    const stream = CudaStream.create(backend.device);
+    const out = backend.empty('bf16', [3, 1, 16, HEAD_DIM_V]);
+    const lse = backend.empty('float32', [3, 16, 1]);
+    const elsewhere = getMlaMetadata(cacheSeqlens, 16, 1);
+    backend.synchronize(); // the uploads, before work on the other stream reads them
+    const decodeWith = (metadata: typeof elsewhere) => () => {
+      flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata, {
+        out,
+        lse,
+      });
+    };
+    // The default stream's workspace cannot serve the capturing stream, which has none yet and
+    // cannot allocate one while capturing.
+    assert.throws(
+      () => backend.captureGraph(decodeWith(elsewhere), { stream }),
+      (e: unknown) => e instanceof OptionError && e.argument === 'metadata',
+    );
+    const metadata = getMlaMetadata(cacheSeqlens, 16, 1, { stream });
+    const step = backend.captureGraph(decodeWith(metadata), { stream });
+    out.fillNaN(stream);
+    step.replay();
+    const replayed = out.toHostSync(stream);
+    flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata, {
+      out,
+      lse,
+      stream,
+    });
+    assert.deepEqual(out.toHostSync(stream).data, replayed.data, 'the replay gives the same bits');
+    step.dispose();
+    for (const resource of [metadata, elsewhere, out, lse]) resource.dispose();
+    stream.dispose();
+    problem.dispose();
+  },
+);
+
 gpuTest('the GPU refuses exactly the shapes the CPU backend refuses', (backend) => {
   assert.deepEqual(backend.limits, cpuBackend.limits);
 });

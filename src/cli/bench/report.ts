@@ -36,8 +36,8 @@ export interface BenchReport {
 }
 
 export const MATRIX_CEILING_REASON =
-  'not measured in this run (no GEMM kernel here); BENCHMARK.md records a PyTorch bf16 8192³ ' +
-  'matmul at 694 TFLOP/s on its H100 and 687 TFLOP/s on its H200';
+  'not measured in this run (no GEMM kernel here); a PyTorch bf16 8192³ matmul runs at ' +
+  '694 TFLOP/s on an H100 and 687 TFLOP/s on an H200 (docs/benchmark.md)';
 
 /** TFLOPS and GB/s span 0.001 (the CPU) to thousands: keep about three significant digits. */
 function formatRate(value: number): string {
