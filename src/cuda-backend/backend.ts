@@ -28,6 +28,7 @@ import type { DType } from '../tensor/dtype.js';
 import { checkHostTensor, type HostTensor } from '../tensor/host-tensor.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { KernelSet } from './binaries.js';
+import { KernelErrorReport } from './error-report.js';
 import {
   type DecodeVariant,
   decodeVariantFromEnvironment,
@@ -54,14 +55,23 @@ class CudaCapturedGraph implements CapturedGraph {
   private readonly exec: CudaGraphExec;
   private readonly stream: CudaStream;
 
-  constructor(exec: CudaGraphExec, stream: CudaStream, retained: readonly object[]) {
+  private readonly onReplay: (stream: CudaStream) => void;
+
+  constructor(
+    exec: CudaGraphExec,
+    stream: CudaStream,
+    retained: readonly object[],
+    onReplay: (stream: CudaStream) => void,
+  ) {
     this.exec = exec;
     this.stream = stream;
+    this.onReplay = onReplay;
     retainedByGraph.set(this, retained);
   }
 
   replay(): void {
     this.exec.launch(this.stream);
+    this.onReplay(this.stream);
   }
 
   dispose(): void {
@@ -85,6 +95,8 @@ export class CudaBackend implements Backend {
   private readonly metadata = new MetadataRecords<CudaMlaMetadata>();
   /** The split workspaces of this device, one per stream, shared by the metadata made on it. */
   private readonly workspaces: SplitWorkspaces;
+  /** Where the decode kernels report bad values; read at the next wait (error-report.ts). */
+  private readonly errorReport: KernelErrorReport;
   /** The stream a captureGraph() in progress records on. */
   private capturing: CudaStream | undefined;
   /** What the capture in progress uses, for the captured graph to keep alive. */
@@ -95,6 +107,7 @@ export class CudaBackend implements Backend {
     this.device = device;
     this.kernels = kernels;
     this.workspaces = new SplitWorkspaces(device);
+    this.errorReport = new KernelErrorReport(device);
     this.limits = Object.freeze(kernelLimits(kernels.layout.kernels));
     this.description = `cuda:${device.ordinal} ${device.name} (sm_${device.computeCapability.major}${device.computeCapability.minor}, ${device.multiProcessorCount} SMs)`;
   }
@@ -223,7 +236,7 @@ export class CudaBackend implements Backend {
       lse: lse.ptr,
       oAccum: workspace.oAccumPtr,
       lseAccum: workspace.lseAccumPtr,
-      errors: 0n,
+      errors: this.errorReport.pointerFor(stream),
     });
     return { out, lse };
   }
@@ -347,7 +360,8 @@ export class CudaBackend implements Backend {
       retained = this.captured;
       this.captured = [];
     }
-    return new CudaCapturedGraph(exec, stream, retained);
+    // A replay runs the recorded decode kernels again: the next wait reads their report.
+    return new CudaCapturedGraph(exec, stream, retained, (on) => this.errorReport.pointerFor(on));
   }
 
   /**

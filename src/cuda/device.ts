@@ -169,6 +169,8 @@ export class CudaDevice implements DeviceProperties {
   private readonly context: Handle;
   private stream: CudaStream | undefined;
   private lost: CudaFailure | null = null;
+  private readonly waitChecks: ((stream: CudaStream | null) => void)[] = [];
+  private runningWaitChecks = false;
   private isDisposed = false;
 
   private constructor(
@@ -263,6 +265,29 @@ export class CudaDevice implements DeviceProperties {
   /** Waits for all work on every stream of this device. */
   synchronize(): void {
     this.call('cuCtxSynchronize', (cu) => cu.cuCtxSynchronize());
+    this.afterWait(null);
+  }
+
+  /**
+   * Registers a check to run after each wait for this device's work (its synchronize(), a
+   * stream's synchronize(), wait() or idle query()): how a layer above raises, at the next
+   * synchronisation, errors its kernels reported in device memory. A check learns which stream
+   * was waited for (null: the whole device); it may throw, and it may wait itself (checks do not
+   * run again inside a check).
+   */
+  addWaitCheck(check: (stream: CudaStream | null) => void): void {
+    this.waitChecks.push(check);
+  }
+
+  /** Runs the registered wait checks (the CUDA layer calls this after every wait). */
+  afterWait(stream: CudaStream | null): void {
+    if (this.runningWaitChecks || this.waitChecks.length === 0) return;
+    this.runningWaitChecks = true;
+    try {
+      for (const check of this.waitChecks) check(stream);
+    } finally {
+      this.runningWaitChecks = false;
+    }
   }
 
   memoryInfo(): { freeBytes: number; totalBytes: number } {

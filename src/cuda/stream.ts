@@ -79,13 +79,17 @@ export class CudaStream {
     const handle = this.handle;
     this.device.call('cuStreamSynchronize', (cu) => cu.cuStreamSynchronize(handle));
     this.hostViews = [];
+    this.device.afterWait(this);
   }
 
   /** True when all work enqueued so far is done. */
   query(): boolean {
     const handle = this.handle;
     const idle = this.device.query('cuStreamQuery', (cu) => cu.cuStreamQuery(handle));
-    if (idle) this.hostViews = [];
+    if (idle) {
+      this.hostViews = [];
+      this.device.afterWait(this);
+    }
     return idle;
   }
 
@@ -100,6 +104,7 @@ export class CudaStream {
       event.dispose();
     }
     while (this.hostViews.length > 0 && this.hostViews[0].sequence < mark) this.hostViews.shift();
+    this.device.afterWait(this);
   }
 
   /** Makes work enqueued on this stream from now on wait until `event` has completed. */

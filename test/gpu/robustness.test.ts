@@ -6,10 +6,20 @@
 import assert from 'node:assert/strict';
 import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
+import { MetadataMismatchError, ValueError } from '../../src/errors.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { comparePrecision } from '../../src/verify/precision.js';
-import { decodeOnGpu, generateOnGpu, gpuTest, referenceOnGpu, SUITE_SEED } from './support.js';
+import { generateProblem } from '../../src/verify/problems.js';
+import {
+  decodeOnGpu,
+  generateOnGpu,
+  gpuTest,
+  referenceOnGpu,
+  SUITE_SEED,
+  uploadProblem,
+} from './support.js';
 
 gpuTest(
   'CUDA graph: metadata + decode captured once, replayed with new cache lengths',
@@ -128,3 +138,136 @@ gpuTest('b * s_q beyond 65535 (grid-dimension limits)', (backend) => {
   assert.ok(report.ok, report.failures.join('\n'));
   problem.dispose();
 });
+
+/**
+ * The kernels never read outside the cache or the block table whatever the values, and report
+ * what they guarded against: the next wait raises a typed error naming the sequence, and the
+ * report is clear for the calls after it.
+ */
+function reportedProblem(backend: Parameters<Parameters<typeof gpuTest>[1]>[0]) {
+  const random = new Random(SUITE_SEED);
+  const host = generateProblem(
+    {
+      batch: 4,
+      seqlenQ: 1,
+      numHeadsQ: 16,
+      numHeadsKv: 1,
+      meanLength: 200,
+      lengths: [200, 130, 70, 190],
+      causal: false,
+    },
+    random,
+  );
+  return { host, device: uploadProblem(backend, host) };
+}
+
+gpuTest(
+  'a block id outside the cache: the next wait raises ValueError naming the sequence',
+  (backend) => {
+    const { host, device } = reportedProblem(backend);
+    const metadata = getMlaMetadata(device.cacheSeqlens, 16, 1);
+    const table = host.blockTable.contiguous();
+    const ids = Int32Array.from(table.data as Int32Array);
+    const columns = table.shape[1];
+    ids[2 * columns + 1] = device.kCache.shape[0] + 5; // sequence 2's second (used) block
+    backend.write(device.blockTable, new HostTensor('int32', ids, table.shape));
+    const { out } = flashMlaWithKvcache(
+      device.q,
+      device.kCache,
+      device.blockTable,
+      device.cacheSeqlens,
+      HEAD_DIM_V,
+      metadata,
+    );
+    assert.throws(
+      () => out.toHostSync(),
+      (error: unknown) =>
+        error instanceof ValueError &&
+        /blockTable/.test(error.message) &&
+        /sequence 2\b/.test(error.message),
+    );
+    // The report was cleared: a call with the table repaired is answered.
+    backend.write(device.blockTable, table);
+    const again = flashMlaWithKvcache(
+      device.q,
+      device.kCache,
+      device.blockTable,
+      device.cacheSeqlens,
+      HEAD_DIM_V,
+      metadata,
+    );
+    const reference = referenceDecode(host);
+    const report = comparePrecision(
+      { out: again.out.toHostSync(), lse: again.lse.toHostSync() },
+      reference,
+    );
+    assert.ok(report.ok, report.failures.join('\n'));
+    metadata.dispose();
+    device.dispose();
+  },
+);
+
+gpuTest(
+  'metadata made for other lengths: the next wait raises MetadataMismatchError',
+  (backend) => {
+    const { device } = reportedProblem(backend);
+    const metadata = getMlaMetadata(device.cacheSeqlens, 16, 1);
+    // The next decode step: one sequence grew, and the schedule was not recomputed.
+    backend.write(
+      device.cacheSeqlens,
+      new HostTensor('int32', Int32Array.of(200, 131, 70, 190), [4]),
+    );
+    const { out } = flashMlaWithKvcache(
+      device.q,
+      device.kCache,
+      device.blockTable,
+      device.cacheSeqlens,
+      HEAD_DIM_V,
+      metadata,
+    );
+    assert.throws(() => out.toHostSync(), MetadataMismatchError);
+    // Recomputed, the same call is answered.
+    getMlaMetadata(device.cacheSeqlens, 16, 1, { into: metadata });
+    const again = flashMlaWithKvcache(
+      device.q,
+      device.kCache,
+      device.blockTable,
+      device.cacheSeqlens,
+      HEAD_DIM_V,
+      metadata,
+    );
+    assert.doesNotThrow(() => again.out.toHostSync());
+    metadata.dispose();
+    device.dispose();
+  },
+);
+
+gpuTest(
+  'a length beyond the block table: the next wait raises ValueError on cacheSeqlens',
+  (backend) => {
+    const { host, device } = reportedProblem(backend);
+    const capacity = host.blockTable.shape[1] * 64;
+    backend.write(
+      device.cacheSeqlens,
+      new HostTensor('int32', Int32Array.of(200, 130, capacity + 9, 190), [4]),
+    );
+    const metadata = getMlaMetadata(device.cacheSeqlens, 16, 1);
+    const { lse } = flashMlaWithKvcache(
+      device.q,
+      device.kCache,
+      device.blockTable,
+      device.cacheSeqlens,
+      HEAD_DIM_V,
+      metadata,
+    );
+    assert.throws(
+      () => lse.toHostSync(),
+      (error: unknown) =>
+        error instanceof ValueError &&
+        /cacheSeqlens/.test(error.message) &&
+        /sequence 2\b/.test(error.message),
+    );
+    metadata.dispose();
+    device.dispose();
+  },
+);
