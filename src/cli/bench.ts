@@ -5,11 +5,13 @@ import { openBackend } from '../api/open-backend.js';
 import type { BackendKind } from '../backend/backend.js';
 import {
   type BenchDtype,
-  buildMatrix,
   CPU_MATRIX,
+  CPU_SMALL_MATRIX,
   type MatrixSpec,
   QUICK_MATRIX,
+  SMALL_MATRIX,
   STANDARD_MATRIX,
+  suiteRows,
 } from './bench/matrix.js';
 import { renderBenchSvg } from './bench/plot.js';
 import {
@@ -37,6 +39,8 @@ export interface BenchRequest {
   backend: 'auto' | 'cuda' | 'cpu';
   device: number;
   quick: boolean;
+  /** BENCHMARK.md's small-batch matrix, graph-timed, instead of the b = 128 one. */
+  small: boolean;
   batch?: number;
   lengths?: number[];
   heads?: number[];
@@ -55,6 +59,7 @@ export interface BenchRequest {
 /** Parses and checks every flag before anything runs: a typo costs no GPU time. */
 export function parseBenchFlags(values: Flags): BenchRequest {
   if (values.json && values.csv) throw new UsageError('--json and --csv cannot be combined');
+  if (values.small && values.quick) throw new UsageError('--small and --quick cannot be combined');
   const optionalInt = (name: string, min: number) =>
     values[name] === undefined ? undefined : intFlag(name, values[name], 0, min);
   const optionalList = (name: string) =>
@@ -65,11 +70,18 @@ export function parseBenchFlags(values: Flags): BenchRequest {
       : { on: [true], off: [false], both: [false, true] }[
           choiceFlag('varlen', values.varlen, ['on', 'off', 'both'] as const, 'both')
         ];
+  const small = values.small === true;
+  const batch = optionalInt('batch', 1);
+  if (small && batch === 1 && varlen?.every((v) => v))
+    throw new UsageError(
+      '--small --batch 1 has fixed lengths only (one sequence): leave out --varlen on',
+    );
   return {
     backend: choiceFlag('backend', values.backend, ['auto', 'cuda', 'cpu'] as const, 'auto'),
     device: intFlag('device', values.device, 0),
     quick: values.quick === true,
-    batch: optionalInt('batch', 1),
+    small,
+    batch,
     lengths: optionalList('lengths'),
     heads: optionalList('heads'),
     seqlensQ: optionalList('sq'),
@@ -91,38 +103,62 @@ export function parseBenchFlags(values: Flags): BenchRequest {
   };
 }
 
-/** The matrix and timing for this backend: BENCHMARK.md's on a GPU, a small one on the CPU. */
+/** Calls captured in one CUDA graph by --small (BENCHMARK.md's small-batch method). */
+export const SMALL_GRAPH_CALLS = 20;
+
+/**
+ * The suite, matrix and timing for this backend: BENCHMARK.md's on a GPU, a small one on the
+ * CPU; the subset flags narrow either suite.
+ */
 export function resolveBenchSettings(
   request: BenchRequest,
   kind: BackendKind,
 ): { settings: BenchSettings; note: string | null } {
   const cpu = kind === 'cpu';
-  const base: MatrixSpec = cpu
-    ? { ...CPU_MATRIX, varlen: request.quick ? [false] : CPU_MATRIX.varlen }
-    : request.quick
-      ? QUICK_MATRIX
-      : STANDARD_MATRIX;
-  const matrix: MatrixSpec = {
-    batch: request.batch ?? base.batch,
+  const narrow = <T extends Omit<MatrixSpec, 'batch'>>(base: T): T => ({
+    ...base,
     meanLengths: request.lengths ?? base.meanLengths,
     numHeadsQ: request.heads ?? base.numHeadsQ,
     seqlensQ: request.seqlensQ ?? base.seqlensQ,
     varlen: request.varlen ?? base.varlen,
     causal: request.causal ?? base.causal,
     dtype: request.dtype ?? base.dtype,
-    numHeadsKv: base.numHeadsKv,
-  };
+  });
+  const cpuNote = (matrix: string, batches: readonly number[], lengths: readonly number[]) =>
+    `CPU backend (float64 on the host): a much smaller default ${matrix} than BENCHMARK.md's (b = ${batches.join(', ')}, mean length ${lengths.join(', ')}); these numbers do not compare with a GPU's`;
+  // The CPU backend takes up to a second a call: a few calls are enough for its median.
+  const warmup = request.warmup ?? (cpu ? 1 : 5);
+  if (request.small) {
+    const base = cpu ? CPU_SMALL_MATRIX : SMALL_MATRIX;
+    return {
+      settings: {
+        suite: 'small',
+        matrix: {
+          ...narrow(base),
+          batches: request.batch === undefined ? base.batches : [request.batch],
+        },
+        graphCalls: SMALL_GRAPH_CALLS,
+        warmup,
+        repeats: request.repeats ?? (cpu ? 3 : 50),
+        seed: request.seed,
+      },
+      note: cpu ? cpuNote('small-batch matrix', base.batches, base.meanLengths) : null,
+    };
+  }
+  const base: MatrixSpec = cpu
+    ? { ...CPU_MATRIX, varlen: request.quick ? [false] : CPU_MATRIX.varlen }
+    : request.quick
+      ? QUICK_MATRIX
+      : STANDARD_MATRIX;
   return {
     settings: {
-      matrix,
-      // The CPU backend takes up to a second a call: a few calls are enough for its median.
-      warmup: request.warmup ?? (cpu ? 1 : 5),
+      suite: 'standard',
+      matrix: { ...narrow(base), batch: request.batch ?? base.batch },
+      warmup,
       repeats: request.repeats ?? (cpu ? 3 : 30),
       seed: request.seed,
     },
-    note: cpu
-      ? `CPU backend (float64 on the host): a much smaller default matrix than BENCHMARK.md's (b = ${CPU_MATRIX.batch}, mean length ${CPU_MATRIX.meanLengths.join(', ')}); these numbers do not compare with a GPU's`
-      : null,
+    note: cpu ? cpuNote('matrix', [CPU_MATRIX.batch], CPU_MATRIX.meanLengths) : null,
   };
 }
 
@@ -162,6 +198,7 @@ Exit code 1 if any row's check fails.
   --save DIR         also write the full results to DIR/<card>-<YYYY-MM-DD>.json`,
   options: {
     quick: { type: 'boolean' },
+    small: { type: 'boolean' },
     batch: { type: 'string' },
     lengths: { type: 'string' },
     heads: { type: 'string' },
@@ -183,7 +220,7 @@ Exit code 1 if any row's check fails.
     const request = parseBenchFlags(values);
     const backend = openBackend({ backend: request.backend, device: request.device });
     const { settings, note } = resolveBenchSettings(request, backend.kind);
-    const progress = new ProgressBar(buildMatrix(settings.matrix).length, 'flashmla bench');
+    const progress = new ProgressBar(suiteRows(settings).length, 'flashmla bench');
     progress.update(0, backend.kind === 'cuda' ? 'copy ceiling' : '');
     let report: ReturnType<typeof runBench>;
     try {

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { compareWithFlashMla } from '../../src/cli/bench/compare.js';
 import {
   type BenchRowConfig,
   buildMatrix,
@@ -10,6 +11,7 @@ import {
   QUICK_MATRIX,
   rowLabel,
   STANDARD_MATRIX,
+  suiteRows,
 } from '../../src/cli/bench/matrix.js';
 import type { BenchRowResult } from '../../src/cli/bench/measure.js';
 import { renderBenchSvg } from '../../src/cli/bench/plot.js';
@@ -69,19 +71,23 @@ test('the standard matrix has BENCHMARK.md’s 48 rows in its order; --quick has
 
 test('flags choose the matrix: BENCHMARK.md’s on a GPU, a small one on the CPU, subsets on request', () => {
   const gpu = resolveBenchSettings(parseBenchFlags({}), 'cuda');
-  assert.equal(buildMatrix(gpu.settings.matrix).length, 48);
+  assert.equal(gpu.settings.suite, 'standard');
+  assert.equal(suiteRows(gpu.settings).length, 48);
   assert.deepEqual([gpu.settings.warmup, gpu.settings.repeats, gpu.settings.seed], [5, 30, 0]);
   assert.equal(gpu.note, null);
   assert.equal(
-    buildMatrix(resolveBenchSettings(parseBenchFlags({ quick: true }), 'cuda').settings.matrix)
-      .length,
+    suiteRows(resolveBenchSettings(parseBenchFlags({ quick: true }), 'cuda').settings).length,
     6,
   );
 
   const cpu = resolveBenchSettings(parseBenchFlags({}), 'cpu');
-  assert.equal(cpu.settings.matrix.batch, 2);
-  assert.deepEqual(cpu.settings.matrix.meanLengths, [256]);
-  assert.equal(buildMatrix(cpu.settings.matrix).length, 8);
+  assert.deepEqual(cpu.settings.matrix, {
+    ...STANDARD_MATRIX,
+    batch: 2,
+    meanLengths: [256],
+    numHeadsQ: [16, 128],
+  });
+  assert.equal(suiteRows(cpu.settings).length, 8);
   assert.match(cpu.note ?? '', /CPU backend/);
 
   const subset = resolveBenchSettings(
@@ -130,7 +136,10 @@ test('result file names are slugged: letters, digits, ".", "_" and "-" only', ()
   );
 });
 
-/** A report with made-up but self-consistent numbers (no timing involved). */
+/**
+ * A report with made-up but self-consistent numbers (no timing involved): the --quick rows at
+ * 230, 270, ..., 430 µs, the fifth failing its check.
+ */
 function sampleReport(card = 'NVIDIA H100 80GB HBM3', copyGbps: number | null = 2832): BenchReport {
   const rows: BenchRowResult[] = buildMatrix(QUICK_MATRIX).map((config: BenchRowConfig, i) => {
     const work = countWork(
@@ -171,8 +180,15 @@ function sampleReport(card = 'NVIDIA H100 80GB HBM3', copyGbps: number | null = 
     copyCeiling:
       copyGbps === null ? null : { gbps: copyGbps, bytes: 2 ** 30, medianUs: 758, repeats: 20 },
     matrixCeiling: { measured: false, reason: MATRIX_CEILING_REASON },
-    settings: { matrix: QUICK_MATRIX, warmup: 5, repeats: 30, seed: 0 },
+    settings: { suite: 'standard', matrix: QUICK_MATRIX, warmup: 5, repeats: 30, seed: 0 },
     rows,
+    comparison: compareWithFlashMla({
+      suite: 'standard',
+      backendKind: 'cuda',
+      card,
+      seed: 0,
+      rows,
+    }),
   };
 }
 
@@ -186,11 +202,12 @@ test('the table names the card, date and ceilings, and has one line per row', ()
   const header = lines.findIndex((line) => line.startsWith('mean len'));
   assert.match(
     lines[header],
-    /mean len\s+h_q\s+s_q\s+varlen\s+µs\s+TFLOPS\s+GB\/s\s+% of copy\s+ok/,
+    /mean len\s+h_q\s+s_q\s+varlen\s+µs\s+TFLOPS\s+GB\/s\s+% of copy\s+FlashMLA µs\s+vs FlashMLA\s+ok/,
   );
-  const body = lines.slice(header + 2);
-  assert.equal(body.length, report.rows.length);
-  // 4096/h16/s1 at 230 µs: 18.25 GFLOP / 230 µs = 79.4 TFLOPS; 608.4 MB / 230 µs = 2645 GB/s.
+  const body = lines.slice(header + 2, header + 2 + report.rows.length);
+  assert.equal(lines[header + 2 + report.rows.length], '');
+  // 4096/h16/s1 at 230 µs: 18.25 GFLOP / 230 µs = 79.4 TFLOPS; 608.4 MB / 230 µs = 2645 GB/s;
+  // FlashMLA took 210 µs on this row on the H100: 210 / 230 = 0.91.
   assert.deepEqual(body[0].trim().split(/\s+/), [
     '4096',
     '16',
@@ -200,10 +217,28 @@ test('the table names the card, date and ceilings, and has one line per row', ()
     '79.4',
     '2645',
     '93.4',
+    '210.0',
+    '0.91×',
     'ok',
   ]);
-  assert.match(body[4], /FAIL$/);
-  assert.match(formatBenchTable(sampleReport('x', null)), /copy ceiling: not measured/);
+  assert.match(body[4], /249\.0\s+0\.64×\s+FAIL$/);
+  assert.match(body[5], /471\.0\s+1\.10×\s+ok$/);
+  // Under the table: what the column is, then the geomean of the rows that passed their check
+  // (210/230, 211/270, 214/310, 246/350, 471/430), and the failed row left out.
+  const under = lines.slice(header + 3 + report.rows.length);
+  assert.match(under[0], /^vs FlashMLA = FlashMLA µs \/ ours \(> 1: we are faster\)/);
+  assert.match(under[0], /2025-04.*on NVIDIA H100 80GB HBM3, 2026-11-28, timed as this run/);
+  assert.equal(
+    under[1],
+    'geomean 0.82× over 5 rows, from 0.69× to 1.10×; below 0.97×: 4 rows; below 1.00×: 4 rows; 1 row that failed its check left out',
+  );
+  const other = formatBenchTable(sampleReport('x', null));
+  assert.match(other, /copy ceiling: not measured/);
+  assert.doesNotMatch(other, /FlashMLA µs/);
+  assert.match(
+    other,
+    /\nvs FlashMLA: not shown: FlashMLA's figures were measured on NVIDIA H100 80GB HBM3 and NVIDIA H200, not on x$/,
+  );
 });
 
 test('JSON and CSV parse back to the same numbers', () => {
@@ -226,8 +261,21 @@ test('JSON and CSV parse back to the same numbers', () => {
     assert.equal(Number(cells.gbps), row.gbps);
     assert.equal(Number(cells.copy_fraction), row.copyFraction);
     assert.equal(cells.ok, String(row.ok));
+    const versus = report.comparison.available ? report.comparison.rows[i] : null;
+    assert.ok(versus !== null);
+    assert.equal(Number(cells.flashmla_us), versus.flashmlaUs);
+    assert.equal(Number(cells.vs_flashmla), versus.ratio);
+    assert.equal(Number(cells.vs_flashmla), versus.flashmlaUs / row.medianUs);
   });
-  assert.equal(formatBenchCsv(sampleReport('x', null)).split('\n')[1].split(',')[18], '');
+  const other = formatBenchCsv(sampleReport('x', null)).split('\n')[1].split(',');
+  assert.equal(other.length, CSV_COLUMNS.length);
+  assert.deepEqual([other[18], other[20], other[21]], ['', '', '']);
+  const json = JSON.parse(formatBenchJson(report)) as BenchReport;
+  assert.ok(json.comparison.available);
+  assert.equal(json.comparison.summary.compared, 5);
+  assert.equal(json.comparison.rows[0]?.flashmlaUs, 210);
+  const none = JSON.parse(formatBenchJson(sampleReport('x', null))) as BenchReport;
+  assert.deepEqual(Object.keys(none.comparison), ['available', 'reason']);
 });
 
 test('the SVG chart is well-formed, with a bar pair and a label per row and the ceiling line', () => {
@@ -267,6 +315,7 @@ test('the SVG chart is well-formed, with a bar pair and a label per row and the 
 
 test('bench runs end to end on the CPU backend, checked, and repeats its lengths for a seed', () => {
   const settings = {
+    suite: 'standard' as const,
     matrix: {
       batch: 2,
       meanLengths: [64],
@@ -365,7 +414,10 @@ test('flashmla bench prints JSON or CSV, writes the chart and saves results unde
     const table = runCli(['bench', ...tiny, '--varlen', 'off']);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /CPU backend/);
-    assert.match(table.stdout, /\n\s+64\s+16\s+1\s+no\s+.*ok\n?$/);
+    assert.match(
+      table.stdout,
+      /\n\s+64\s+16\s+1\s+no\s+.*ok\n\nvs FlashMLA: not shown: the CPU backend runs here/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
