@@ -164,8 +164,9 @@ export function resolveBenchSettings(
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: "time decode calls over BENCHMARK.md's matrix, against the copy ceiling",
-  help: `Usage: flashmla bench [--quick] [subset flags] [--json | --csv] [--plot FILE.svg] [--save DIR]
+  summary: "time decode calls over BENCHMARK.md's matrix, against the copy ceiling and FlashMLA",
+  help: `Usage: flashmla bench [--quick | --small] [subset flags] [--json | --csv]
+                     [--plot FILE.svg] [--save DIR]
 
 Times decode calls over BENCHMARK.md's matrix: b = 128; mean cache length 4096, 8192, 16384;
 h_q 16, 32, 64, 128; s_q 1, 2; fixed and variable lengths; causal; h_kv = 1; bf16 (48 rows).
@@ -176,10 +177,20 @@ Counting is FlashMLA's: T = Σ len; FLOPs = 2·s_q·h_q·T·1088;
 bytes = 2·(T·h_kv·576 + b·s_q·h_q·1088). GB/s is also given as a fraction of a copy kernel's
 bandwidth measured in the same run. On the CPU backend a much smaller matrix runs instead
 (b = 2, mean length 256, h_q 16 and 128, s_q 1 and 2, built on the host).
+On a card FlashMLA was measured on (NVIDIA H100 80GB HBM3, NVIDIA H200; 2026-11-28, the same
+lengths, timed the same way) a "vs FlashMLA" column gives FlashMLA µs / ours per row (> 1: we
+are faster) and its geomean under the table; elsewhere one line says why there is none.
 Exit code 1 if any row's check fails.
 
   --quick            6 rows: mean length 4096, h_q 16/64/128, s_q 1/2, fixed lengths
                      (on the CPU: its matrix with fixed lengths only)
+  --small            BENCHMARK.md's small-batch matrix instead (20 rows): b 1, 4, 16; mean length
+                     1024, 8192; h_q 16, 128; s_q 1; fixed and variable lengths (b = 1: fixed
+                     only). Graph-timed: 20 calls captured in one CUDA graph, the median of 50
+                     replays after 5 warm-up, divided by 20 (the GPU's time of one call; FlashMLA
+                     has figures on the H100). The subset flags narrow it (--batch picks one b).
+                     On the CPU backend: the same at b 1, 2 and mean length 64, 1 warm-up and
+                     3 timed replays
   --batch N          sequences per call (default 128)
   --lengths A,B,...  mean cache lengths (default 4096,8192,16384)
   --heads A,B,...    query heads h_q (default 16,32,64,128)
@@ -187,14 +198,19 @@ Exit code 1 if any row's check fails.
   --varlen on|off|both  variable lengths, Normal(mean, mean/2) clamped to >= s_q (default both)
   --causal on|off    causal mask (default on)
   --dtype bf16|fp16  element type (default bf16)
-  --warmup N         untimed calls per row before timing (default 5; CPU 1)
-  --repeats N        timed calls per row; the median is reported (default 30; CPU 3)
-  --seed N           seed of lengths, block placement and data (default 0, so runs compare)
+  --warmup N         untimed calls per row before timing (default 5; CPU 1); --small: replays
+  --repeats N        timed calls per row; the median is reported (default 30; CPU 3);
+                     --small: timed replays (default 50; CPU 3)
+  --seed N           seed of lengths, block placement and data (default 0, so runs compare;
+                     variable-length rows compare with FlashMLA only at seed 0)
   --backend auto|cuda|cpu  where to run (default auto: the GPU if usable)
   --device N         CUDA device ordinal (default 0)
   --json             print the full results as JSON instead of the table
   --csv              print the rows as CSV instead of the table
-  --plot FILE.svg    also write a chart: GB/s and TFLOPS per row, the copy ceiling as a line
+  --plot FILE.svg    also write a chart: per row FlashMLA µs / ours around a line at 1.0 (where
+                     the card has FlashMLA figures), then GB/s and TFLOPS with FlashMLA's as
+                     ticks and the copy ceiling as a line (--small: µs per call, ours and
+                     FlashMLA's)
   --save DIR         also write the full results to DIR/<card>-<YYYY-MM-DD>.json`,
   options: {
     quick: { type: 'boolean' },

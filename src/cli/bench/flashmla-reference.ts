@@ -46,7 +46,7 @@ export interface ReferenceTable {
 }
 
 const KERNEL =
-  'FlashMLA\'s 2025-04 dense decode kernel for Hopper ("seesaw"), built for sm_90a with nvcc 13.0';
+  'FlashMLA 2025-04, its dense decode kernel for Hopper ("seesaw"), built for sm_90a with nvcc 13.0';
 
 /** b = 128, causal, bf16, h_kv = 1, as the standard matrix. */
 const STANDARD_SHAPE = { batch: 128, numHeadsKv: 1, causal: true, dtype: 'bf16' } as const;

@@ -21,11 +21,15 @@ const FASTER_COLOR = '#59a14f';
 const NEAR_COLOR = '#e8b500';
 const SLOWER_COLOR = '#e15759';
 const GEOMEAN_COLOR = '#7b3294';
+const FAILED_BAR_COLOR = '#bbbbbb';
 
-const MARGIN = { left: 80, right: 80, bottom: 136 };
-/** The legend's first line, below the title and subtitle; a long legend wraps onto more. */
-const LEGEND_Y = 72;
+const MARGIN = { left: 80, right: 80, bottom: 12 };
+const LINE = 16;
 const LEGEND_LINE = 20;
+/** Rough text widths for layout: px per character of the 12 px font (bold runs wider). */
+const CHAR_WIDTH = 7;
+const ROW_LABEL_CHAR_WIDTH = 6.3;
+const ROW_LABEL_ANGLE = 55;
 const GROUP_WIDTH = 30;
 const BAR_WIDTH = 11;
 const PLOT_HEIGHT = 340;
@@ -148,11 +152,16 @@ function ratioPanel(
   const y = (v: number) => bottom - ((v - axis.min) / (axis.max - axis.min)) * RATIO_HEIGHT;
   leftTicks(parts, frame, axis, y, '#333333');
   box(parts, frame, top, bottom);
+  const { compared, belowSlowRatio } = comparison.summary;
+  const score =
+    geomean === null
+      ? ''
+      : `: geomean ${formatNumber(geomean, 2)}× over ${compared} rows, ${belowSlowRatio} below ${formatNumber(SLOW_RATIO, 2)}×`;
   parts.push(
-    `<text class="panel-title" x="${frame.left}" y="${top - 10}" font-weight="bold">${escapeXml(`vs FlashMLA on this card: FlashMLA µs / ours (above 1: we are faster); FlashMLA measured ${comparison.reference.date}, timed as this run`)}</text>`,
+    `<text class="panel-title" x="${frame.left}" y="${top - 10}" font-weight="bold">${escapeXml(`vs FlashMLA: FlashMLA µs / ours, above 1 we are faster${score}`)}</text>`,
     `<text class="axis-title" transform="translate(${frame.left - 56} ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle" font-weight="bold">FlashMLA µs / ours</text>`,
-    `<text x="${frame.right + 8}" y="${n(y(1) - 8)}" fill="${FASTER_COLOR}" font-weight="bold">faster ↑</text>`,
-    `<text x="${frame.right + 8}" y="${n(y(1) + 18)}" fill="${SLOWER_COLOR}" font-weight="bold">slower ↓</text>`,
+    `<text x="${frame.right + 8}" y="${top + 14}" fill="${FASTER_COLOR}" font-weight="bold">faster ↑</text>`,
+    `<text x="${frame.right + 8}" y="${bottom - 6}" fill="${SLOWER_COLOR}" font-weight="bold">slower ↓</text>`,
     `<line class="slow-line" x1="${frame.left}" y1="${n(y(SLOW_RATIO))}" x2="${frame.right}" y2="${n(y(SLOW_RATIO))}" stroke="#999999" stroke-dasharray="3 3"/>`,
   );
   const barWidth = Math.min(22, (frame.center(1) - frame.center(0)) * 0.7);
@@ -167,9 +176,11 @@ function ratioPanel(
     }
     const end = y(row.ratio);
     const label = formatNumber(row.ratio, 2);
-    const tip = `${report.rows[i].label}: FlashMLA ${formatNumber(row.flashmlaUs, 1)} µs, ours ${formatNumber(report.rows[i].medianUs, 1)} µs: ${label}×`;
+    const { ok } = report.rows[i];
+    // A row that failed its check is no score: grey, and out of the geomean.
+    const tip = `${report.rows[i].label}: FlashMLA ${formatNumber(row.flashmlaUs, 1)} µs, ours ${formatNumber(report.rows[i].medianUs, 1)} µs: ${label}×${ok ? '' : '; failed its check, left out of the geomean'}`;
     parts.push(
-      `<rect class="bar-ratio" x="${n(x - barWidth / 2)}" y="${n(Math.min(end, one))}" width="${n(barWidth)}" height="${n(Math.abs(end - one))}" fill="${ratioColor(row.ratio)}"><title>${escapeXml(tip)}</title></rect>`,
+      `<rect class="bar-ratio" x="${n(x - barWidth / 2)}" y="${n(Math.min(end, one))}" width="${n(barWidth)}" height="${n(Math.abs(end - one))}" fill="${ok ? ratioColor(row.ratio) : FAILED_BAR_COLOR}"><title>${escapeXml(tip)}</title></rect>`,
       `<text class="ratio-label" x="${n(x)}" y="${n(row.ratio >= 1 ? end - 4 : end + 11)}" text-anchor="middle" font-size="10">${label}</text>`,
     );
   }
@@ -177,19 +188,12 @@ function ratioPanel(
     `<line class="parity" x1="${frame.left}" y1="${n(one)}" x2="${frame.right}" y2="${n(one)}" stroke="#333333" stroke-width="1.5"/>`,
   );
   if (geomean !== null) {
+    // The line crosses the bars; its value stands in the right margin, clear of them.
     const gy = y(geomean);
     parts.push(
       `<line class="geomean" x1="${frame.left}" y1="${n(gy)}" x2="${frame.right}" y2="${n(gy)}" stroke="${GEOMEAN_COLOR}" stroke-width="1.5" stroke-dasharray="8 3 2 3"/>`,
-    );
-    const { compared, belowSlowRatio } = comparison.summary;
-    boxedLabel(
-      parts,
-      'geomean-label',
-      frame.right - 6,
-      geomean >= 1 ? gy - 5 : gy + 15,
-      `geomean ${formatNumber(geomean, 2)}× over ${compared} rows; ${belowSlowRatio} below ${formatNumber(SLOW_RATIO, 2)}×`,
-      GEOMEAN_COLOR,
-      'end',
+      `<text class="geomean-label" x="${frame.right + 8}" y="${n(gy - 3)}" fill="${GEOMEAN_COLOR}" font-weight="bold">geomean</text>`,
+      `<text class="geomean-value" x="${frame.right + 8}" y="${n(gy + 12)}" fill="${GEOMEAN_COLOR}" font-weight="bold">${formatNumber(geomean, 2)}×</text>`,
     );
   }
 }
@@ -340,13 +344,30 @@ function legendEntries(report: BenchReport, compared: boolean): LegendEntry[] {
   return entries;
 }
 
-/** Lays the legend out from `left`, wrapping before `right`; returns the last line's y. */
-function drawLegend(parts: string[], entries: LegendEntry[], left: number, right: number): number {
+/** Words of `text` in lines of at most `maxChars` characters (a longer word stands alone). */
+export function wrapText(text: string, maxChars: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > maxChars) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  return [...lines, line];
+}
+
+/** Lays the legend out from (`left`, `y`), wrapping before `right`; returns the last line's y. */
+function drawLegend(
+  parts: string[],
+  entries: LegendEntry[],
+  left: number,
+  right: number,
+  y: number,
+): number {
   let x = left;
-  let y = LEGEND_Y;
   for (const { mark, text } of entries) {
-    // About 7 px a character at 12 px: a wide estimate, so neighbours never overlap.
-    const width = 30 + text.length * 7;
+    const width = 30 + text.length * CHAR_WIDTH;
     if (x > left && x + width > right) {
       x = left;
       y += LEGEND_LINE;
@@ -372,41 +393,62 @@ export function renderBenchSvg(report: BenchReport): string {
   const groupWidth = plotWidth / Math.max(rows.length, 1);
   const frame: Frame = { left, right, center: (i) => left + groupWidth * (i + 0.5) };
 
+  const maxChars = Math.floor((width - 40) / CHAR_WIDTH);
   const parts: string[] = [];
-  const legendBottom = drawLegend(parts, legendEntries(report, comparison !== null), left, right);
+  const subtitleLines = wrapText(subtitle(report), maxChars);
+  subtitleLines.forEach((line, i) => {
+    parts.push(
+      `<text class="subtitle" x="${width / 2}" y="${48 + i * LINE}" text-anchor="middle" fill="#555555">${escapeXml(line)}</text>`,
+    );
+  });
+  const legendTop = 48 + (subtitleLines.length - 1) * LINE + 24;
+  const legendBottom = drawLegend(
+    parts,
+    legendEntries(report, comparison !== null),
+    left,
+    right,
+    legendTop,
+  );
   // The ratio panel's title sits above it.
   const top = legendBottom + (comparison ? 40 : 24);
   const mainTop = comparison ? top + RATIO_HEIGHT + PANEL_GAP : top;
   const bottom = mainTop + PLOT_HEIGHT;
-  const height = bottom + MARGIN.bottom;
-  parts.unshift(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`,
-    `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text class="title" x="${width / 2}" y="28" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(`flashmla decode${small ? ', small batches' : ''}: ${report.card}, ${report.date}`)}</text>`,
-    `<text class="subtitle" x="${width / 2}" y="48" text-anchor="middle" fill="#555555">${escapeXml(subtitle(report))}</text>`,
-  );
   if (comparison) ratioPanel(parts, frame, top, report, comparison);
   if (small) latencyPanel(parts, frame, mainTop, report, flashmlaUs);
   else throughputPanel(parts, frame, mainTop, report, flashmlaUs);
 
   // Each row's label below the lowest panel, slanted so 48 of them fit.
+  const labels = rows.map((row) => (row.ok ? row.label : `${row.label} FAIL`));
   for (const [i, row] of rows.entries()) {
     parts.push(
-      `<text class="row-label" transform="translate(${n(frame.center(i) + 4)} ${bottom + 10}) rotate(-55)" text-anchor="end" font-size="11" fill="${row.ok ? '#333333' : FAIL_COLOR}">${escapeXml(row.ok ? row.label : `${row.label} FAIL`)}</text>`,
+      `<text class="row-label" transform="translate(${n(frame.center(i) + 4)} ${bottom + 10}) rotate(-${ROW_LABEL_ANGLE})" text-anchor="end" font-size="11" fill="${row.ok ? '#333333' : FAIL_COLOR}">${escapeXml(labels[i])}</text>`,
     );
   }
+  const longest = Math.max(0, ...labels.map((label) => label.length));
+  const labelDepth = longest * ROW_LABEL_CHAR_WIDTH * Math.sin((ROW_LABEL_ANGLE * Math.PI) / 180);
 
   const rowsKey = small
     ? 'rows: b<batch> / mean cache length / h_q / s_q, /v = variable lengths'
     : 'rows: mean cache length / h_q / s_q, /v = variable lengths';
   const source = report.comparison.available
-    ? `FlashMLA: ${report.comparison.reference.kernel}, on ${report.comparison.reference.card}, ${report.comparison.reference.date}`
+    ? `vs FlashMLA: ${report.comparison.reference.kernel}, measured on ${report.comparison.reference.card} on ${report.comparison.reference.date} on these lengths, timed as this run`
     : `vs FlashMLA: not shown: ${report.comparison.reason}`;
-  parts.push(
-    `<text x="${left}" y="${height - 30}" fill="#555555">${escapeXml(`${rowsKey}; ${report.backend}`)}</text>`,
-    `<text class="comparison-note" x="${left}" y="${height - 12}" fill="#555555">${escapeXml(source)}</text>`,
-    '</svg>',
+  const footer = [`${rowsKey}; ${report.backend}`, source].flatMap((text) =>
+    wrapText(text, maxChars),
   );
+  const footerTop = bottom + 10 + labelDepth + 20;
+  footer.forEach((line, i) => {
+    parts.push(
+      `<text class="footer" x="${left}" y="${n(footerTop + i * LINE)}" fill="#555555">${escapeXml(line)}</text>`,
+    );
+  });
+  const height = Math.ceil(footerTop + (footer.length - 1) * LINE + MARGIN.bottom);
+  parts.unshift(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`,
+    `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text class="title" x="${width / 2}" y="28" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(`flashmla decode${small ? ', small batches' : ''}: ${report.card}, ${report.date}`)}</text>`,
+  );
+  parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }
 
