@@ -268,6 +268,7 @@ function sampleReport(card = 'NVIDIA H100 80GB HBM3', copyGbps: number | null = 
     node: '20.0.0',
     card,
     backend: `cuda:0 ${card} (sm_90, 132 SMs)`,
+    decodeKernel: 'seesaw',
     date: '2026-11-27',
     startedAt: '2026-11-27T10:00:00.000Z',
     note: null,
@@ -290,7 +291,10 @@ test('the table names the card, date and ceilings, and has one line per row', ()
   const report = sampleReport();
   const text = formatBenchTable(report);
   const lines = text.split('\n');
-  assert.match(lines[0], /NVIDIA H100 80GB HBM3.*2026-11-27/);
+  assert.equal(
+    lines[0],
+    'flashmla bench on cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), decode kernel seesaw, 2026-11-27',
+  );
   assert.match(text, /copy ceiling: 2832 GB\/s/);
   assert.match(text, /matrix ceiling: not measured in this run.*BENCHMARK\.md records/);
   const header = lines.findIndex((line) => line.startsWith('mean len'));
@@ -715,6 +719,7 @@ test('flashmla bench prints JSON or CSV, writes the chart and saves results unde
     const report = JSON.parse(json.stdout) as BenchReport;
     assert.equal(report.rows.length, 2);
     assert.match(report.card, /^CPU/);
+    assert.equal(report.decodeKernel, null);
     const saved = readdirSync(dir).filter((name) => name.endsWith('.json'));
     assert.equal(saved.length, 1);
     assert.match(saved[0], /^cpu[a-z0-9._-]*-\d{4}-\d{2}-\d{2}\.json$/);

@@ -433,7 +433,8 @@ export function renderBenchSvg(report: BenchReport): string {
   const source = report.comparison.available
     ? `vs FlashMLA: ${report.comparison.reference.kernel}, measured on ${report.comparison.reference.card} on ${report.comparison.reference.date} on these lengths, timed as this run`
     : `vs FlashMLA: not shown: ${report.comparison.reason}`;
-  const footer = [`${rowsKey}; ${report.backend}`, source].flatMap((text) =>
+  const kernel = report.decodeKernel === null ? '' : `, decode kernel ${report.decodeKernel}`;
+  const footer = [`${rowsKey}; ${report.backend}${kernel}`, source].flatMap((text) =>
     wrapText(text, maxChars),
   );
   const footerTop = bottom + 10 + labelDepth + 20;

@@ -35,6 +35,8 @@ export interface BenchReport {
   card: string;
   /** The backend's one-line description. */
   backend: string;
+  /** The CUDA decode kernel that ran (FLASHMLA_DECODE_KERNEL's variant); null on the CPU. */
+  decodeKernel: string | null;
   /** UTC day of the run, YYYY-MM-DD. */
   date: string;
   startedAt: string;
@@ -129,7 +131,7 @@ export function describeComparison(comparison: FlashMlaComparison): string[] {
 export function formatBenchTable(report: BenchReport): string {
   const ceiling = report.copyCeiling;
   const header = [
-    `flashmla bench on ${report.backend}, ${report.date}`,
+    `flashmla bench on ${report.backend}${report.decodeKernel === null ? '' : `, decode kernel ${report.decodeKernel}`}, ${report.date}`,
     ...(report.note ? [report.note] : []),
     describeMatrix(report),
     ceiling

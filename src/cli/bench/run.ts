@@ -43,6 +43,7 @@ export function runBench(
     node: process.versions.node,
     card,
     backend: backend.description,
+    decodeKernel: backend instanceof CudaBackend ? backend.decodeVariant : null,
     date: startedAt.toISOString().slice(0, 10),
     startedAt: startedAt.toISOString(),
     note: options.note ?? null,
