@@ -1,5 +1,5 @@
 /**
- * `flashmla check`: random configurations drawn from TESTING.md's matrix, each run on the chosen
+ * `flashmla check`: random configurations drawn from the test matrix, each run on the chosen
  * backend and judged against the float64 reference. A fresh seed each run (printed), so repeated
  * runs keep finding new corners; the seed and the configuration reproduce any mismatch.
  */
@@ -18,7 +18,7 @@ import {
 import { runAndCheck } from '../verify/run.js';
 import { backendFlag, type Command, intFlag, ProgressBar } from './command.js';
 
-/** TESTING.md's dimensions ("The matrix"). */
+/** The test matrix's dimensions (docs/testing.md). */
 const BATCHES = [1, 2, 6, 64] as const;
 const SEQLENS_Q = [1, 2, 3, 4] as const;
 const LENGTHS = [0, 1, 20, 63, 64, 65, 127, 128, 140, 4096] as const;

@@ -1,10 +1,10 @@
 /**
  * The float64 reference: the oracle every backend and test is checked against. It computes each
- * output row directly from the definition in DESIGN.md, reading only the keys that row attends,
+ * output row directly from the definition in docs/semantics.md, reading only the keys that row attends,
  * so NaN/Inf in unattended cache rows cannot leak into it.
  *
  * The low-precision variant mimics what a tensor-core kernel does (float32 scores, P rounded to
- * bf16/fp16 before P·V); TESTING.md uses it to set tolerances for large-magnitude inputs.
+ * bf16/fp16 before P·V); the precision rule uses it to set tolerances for large-magnitude inputs.
  */
 import { HEAD_DIM_K, HEAD_DIM_V } from '../config.js';
 import { roundToBf16, roundToFp16 } from '../tensor/half.js';

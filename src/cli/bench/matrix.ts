@@ -1,5 +1,5 @@
 /**
- * The benchmark's rows and how each is counted. The default is BENCHMARK.md's matrix (FlashMLA's
+ * The benchmark's rows and how each is counted. The default is FlashMLA's benchmark matrix (its
  * own decode benchmark), so our numbers line up with the FlashMLA table there row by row; the
  * counting is FlashMLA's too, so TFLOPS and GB/s compare.
  */
@@ -33,7 +33,7 @@ export interface MatrixSpec {
   numHeadsKv: number;
 }
 
-/** BENCHMARK.md's 48 rows. */
+/** FlashMLA's benchmark: 48 rows. */
 export const STANDARD_MATRIX: MatrixSpec = {
   batch: 128,
   meanLengths: [4096, 8192, 16384],
@@ -61,7 +61,41 @@ export const CPU_MATRIX: MatrixSpec = {
   numHeadsQ: [16, 128],
 };
 
-/** Rows in BENCHMARK.md's order: length, then h_q, then s_q, then fixed before variable. */
+/**
+ * The small-batch matrix (latency at low concurrency): the standard matrix's shape
+ * with a list of batch sizes instead of one.
+ */
+export interface SmallMatrixSpec extends Omit<MatrixSpec, 'batch'> {
+  batches: readonly number[];
+}
+
+/** The 20 small-batch rows: b = 1 (fixed lengths only), 4 and 16. */
+export const SMALL_MATRIX: SmallMatrixSpec = {
+  batches: [1, 4, 16],
+  meanLengths: [1024, 8192],
+  numHeadsQ: [16, 128],
+  seqlensQ: [1],
+  varlen: [false, true],
+  causal: true,
+  dtype: 'bf16',
+  numHeadsKv: 1,
+};
+
+/** `--small` on the CPU backend: the same shape of matrix at sizes float64 on the host can time. */
+export const CPU_SMALL_MATRIX: SmallMatrixSpec = {
+  ...SMALL_MATRIX,
+  batches: [1, 2],
+  meanLengths: [64],
+};
+
+/** Which matrix a run times: the b = 128 one call by call, or the small-batch one graph-timed. */
+export type BenchSuite = 'standard' | 'small';
+
+export type SuiteSpec =
+  | { suite: 'standard'; matrix: MatrixSpec }
+  | { suite: 'small'; matrix: SmallMatrixSpec };
+
+/** Rows in the reference tables' order: length, then h_q, then s_q, then fixed before variable. */
 export function buildMatrix(spec: MatrixSpec): BenchRowConfig[] {
   const rows: BenchRowConfig[] = [];
   for (const meanLength of spec.meanLengths)
@@ -81,6 +115,26 @@ export function buildMatrix(spec: MatrixSpec): BenchRowConfig[] {
   return rows;
 }
 
+/**
+ * Small-batch rows in the reference table's order: b, then the standard order within each b. A single
+ * sequence has fixed lengths only: one length drawn from Normal(mean, mean/2) is just another
+ * fixed length.
+ */
+export function buildSmallMatrix(spec: SmallMatrixSpec): BenchRowConfig[] {
+  return spec.batches.flatMap((batch) =>
+    buildMatrix({
+      ...spec,
+      batch,
+      varlen: batch === 1 ? spec.varlen.filter((v) => !v) : spec.varlen,
+    }),
+  );
+}
+
+/** The rows a suite runs. */
+export function suiteRows(spec: SuiteSpec): BenchRowConfig[] {
+  return spec.suite === 'small' ? buildSmallMatrix(spec.matrix) : buildMatrix(spec.matrix);
+}
+
 export interface WorkCount {
   /** T = Σ len_i: cached tokens in the batch. */
   tokens: number;
@@ -90,7 +144,7 @@ export interface WorkCount {
   bytes: number;
 }
 
-/** BENCHMARK.md's counting, exactly: the same numerator FlashMLA's benchmark divides by. */
+/** FlashMLA's counting, exactly: the same numerator FlashMLA's benchmark divides by. */
 export function countWork(
   lengths: ArrayLike<number>,
   seqlenQ: number,
@@ -112,4 +166,9 @@ export function countWork(
 /** A short label for charts: mean length / heads / query tokens, `/v` for variable lengths. */
 export function rowLabel(row: BenchRowConfig): string {
   return `${row.meanLength}/h${row.numHeadsQ}/s${row.seqlenQ}${row.varlen ? '/v' : ''}`;
+}
+
+/** The label in a suite: the small-batch suite's rows differ in b, so `b<batch>/` comes first. */
+export function suiteRowLabel(suite: BenchSuite, row: BenchRowConfig): string {
+  return suite === 'small' ? `b${row.batch}/${rowLabel(row)}` : rowLabel(row);
 }

@@ -2,7 +2,9 @@
  * Measuring one benchmark row, and the copy ceiling the rows are compared with. A row's time is
  * the median of many timed decode calls on the same buffers (CUDA events on the GPU), each call
  * one flashMlaWithKvcache (decode + combine); the metadata is computed once, outside the time,
- * as a model computes it once per decode step and reuses it across layers.
+ * as a model computes it once per decode step and reuses it across layers. Small batches take
+ * less GPU time than the host needs to launch a call, so there a CUDA graph of many calls is
+ * timed per replay instead, and divided by its calls: the GPU's time of one call.
  */
 import type { Backend } from '../../backend/backend.js';
 import { HEAD_DIM_V } from '../../config.js';
@@ -19,8 +21,15 @@ import { type BenchRowConfig, countWork, rowLabel } from './matrix.js';
 import { checkRow } from './row-check.js';
 
 export interface Timing {
+  /** Untimed calls (or graph replays) before timing. */
   warmup: number;
+  /** Timed calls (or graph replays); one time each. */
   repeats: number;
+  /**
+   * When set, this many back-to-back calls are captured in one CUDA graph and each timed unit
+   * is a replay of it; its time divided by graphCalls is a call's.
+   */
+  graphCalls?: number;
 }
 
 export interface BenchRowResult {
@@ -98,6 +107,7 @@ export function measureRow(
   seed: number,
   timing: Timing,
   copyCeilingGbps: number | null,
+  label = rowLabel(row),
 ): BenchRowResult {
   const problem = placeProblem(backend, row, new Random(seed));
   const owned: Tensor[] = [];
@@ -113,13 +123,13 @@ export function measureRow(
       if (lse instanceof DeviceTensor) lse.fillNaN();
       decode();
       const check = checkRow(problem, out.toHostSync(), lse.toHostSync());
-      const times = backend.time(decode, timing);
+      const times = timeDecode(backend, decode, timing);
       const work = countWork(problem.lengths, row.seqlenQ, row.numHeadsQ, row.numHeadsKv);
       const medianMs = median(times);
       const seconds = medianMs / 1e3;
       const gbps = work.bytes / seconds / 1e9;
       return {
-        label: rowLabel(row),
+        label,
         config: row,
         tokens: work.tokens,
         minLength: Math.min(...problem.lengths),
@@ -142,6 +152,24 @@ export function measureRow(
     backend.synchronize();
     for (const tensor of owned) disposeTensor(tensor);
     problem.dispose();
+  }
+}
+
+/**
+ * Times of one decode call in milliseconds: each of `timing.repeats` calls run back to back, or
+ * with `graphCalls`, each replay of a graph of that many calls divided by it. The graph records
+ * the same calls into the same preallocated out and lse; the metadata stays outside it.
+ */
+function timeDecode(backend: Backend, decode: () => void, timing: Timing): number[] {
+  const { warmup, repeats, graphCalls } = timing;
+  if (graphCalls === undefined) return backend.time(decode, { warmup, repeats });
+  const graph = backend.captureGraph(() => {
+    for (let i = 0; i < graphCalls; i++) decode();
+  });
+  try {
+    return backend.time(() => graph.replay(), { warmup, repeats }).map((ms) => ms / graphCalls);
+  } finally {
+    graph.dispose();
   }
 }
 

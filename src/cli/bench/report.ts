@@ -2,17 +2,30 @@
  * A benchmark run as data, and its three text forms: the fixed-width table people read, JSON
  * (everything, for saving and comparing runs) and CSV (the rows, for spreadsheets).
  */
-import { formatNumber, formatTable } from '../table.js';
-import type { MatrixSpec } from './matrix.js';
+import { type Column, formatNumber, formatTable } from '../table.js';
+import { type FlashMlaComparison, SLOW_RATIO } from './compare.js';
+import type { MatrixSpec, SmallMatrixSpec } from './matrix.js';
 import type { BenchRowResult, CopyCeiling } from './measure.js';
 
-export interface BenchSettings {
-  matrix: MatrixSpec;
+interface TimingSettings {
+  /** Untimed runs before timing: calls, or graph replays in the small-batch suite. */
   warmup: number;
+  /** Timed runs; the median is reported. */
   repeats: number;
   /** Seed of the lengths, block placement and data: one seed, the same lengths run to run. */
   seed: number;
 }
+
+export type BenchSettings = TimingSettings &
+  (
+    | { suite: 'standard'; matrix: MatrixSpec }
+    | {
+        suite: 'small';
+        matrix: SmallMatrixSpec;
+        /** Decode calls captured in one CUDA graph; a replay's time divided by it is a call's. */
+        graphCalls: number;
+      }
+  );
 
 export interface BenchReport {
   tool: 'flashmla bench';
@@ -22,6 +35,8 @@ export interface BenchReport {
   card: string;
   /** The backend's one-line description. */
   backend: string;
+  /** The CUDA decode kernel that ran (FLASHMLA_DECODE_KERNEL's variant); null on the CPU. */
+  decodeKernel: string | null;
   /** UTC day of the run, YYYY-MM-DD. */
   date: string;
   startedAt: string;
@@ -33,6 +48,8 @@ export interface BenchReport {
   matrixCeiling: { measured: false; reason: string };
   settings: BenchSettings;
   rows: BenchRowResult[];
+  /** Each row against FlashMLA's figure on this card, or why there is none. */
+  comparison: FlashMlaComparison;
 }
 
 export const MATRIX_CEILING_REASON =
@@ -50,22 +67,71 @@ function formatPercent(fraction: number | null): string {
   return fraction === null ? '-' : formatNumber(fraction * 100, 1);
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** How a row's time was taken, in words. */
+export function describeTiming(settings: BenchSettings): string {
+  const { warmup, repeats } = settings;
+  return settings.suite === 'small'
+    ? `per call: median of ${plural(repeats, 'replay')} of a captured graph of ${plural(settings.graphCalls, 'call')} after ${warmup} warm-up, divided by ${settings.graphCalls}`
+    : `median of ${plural(repeats, 'call')} after ${warmup} warm-up`;
+}
+
 function describeMatrix(report: BenchReport): string {
-  const { matrix } = report.settings;
+  const { settings } = report;
+  const { matrix } = settings;
   return [
-    `b = ${matrix.batch}`,
+    settings.suite === 'small'
+      ? `b = ${settings.matrix.batches.join(', ')}${settings.matrix.batches.includes(1) ? ' (b = 1: fixed lengths only)' : ''}`
+      : `b = ${settings.matrix.batch}`,
     `h_kv = ${matrix.numHeadsKv}`,
     matrix.causal ? 'causal' : 'not causal',
     matrix.dtype,
-    `lengths seed ${report.settings.seed}`,
-    `median of ${report.settings.repeats} call${report.settings.repeats === 1 ? '' : 's'} after ${report.settings.warmup} warm-up`,
+    `lengths seed ${settings.seed}`,
+    describeTiming(settings),
   ].join(', ');
+}
+
+function formatRatio(ratio: number): string {
+  return `${formatNumber(ratio, 2)}×`;
+}
+
+/**
+ * The lines under the table: what the "vs FlashMLA" column is and its geomean, or why this run
+ * has no such column.
+ */
+export function describeComparison(comparison: FlashMlaComparison): string[] {
+  if (!comparison.available) return [`vs FlashMLA: not shown: ${comparison.reason}`];
+  const { reference, summary } = comparison;
+  const lines = [
+    `vs FlashMLA = FlashMLA µs / ours (> 1: we are faster), FlashMLA measured on ${reference.card} on ${reference.date} on these lengths, timed as this run`,
+    `the reference: ${reference.kernel}`,
+  ];
+  const rowsWithFigure = comparison.rows.filter((row) => row !== null).length;
+  const scope =
+    rowsWithFigure === comparison.rows.length
+      ? plural(summary.compared, 'row')
+      : `${plural(summary.compared, 'row')} (of ${comparison.rows.length}: FlashMLA has no figure for the others)`;
+  const failed =
+    summary.failedLeftOut > 0
+      ? `; ${plural(summary.failedLeftOut, 'row')} that failed its check left out`
+      : '';
+  if (summary.geomean === null || summary.min === null || summary.max === null) {
+    lines.push(`no row with a FlashMLA figure passed its check${failed}`);
+    return lines;
+  }
+  lines.push(
+    `geomean ${formatRatio(summary.geomean)} over ${scope}, from ${formatRatio(summary.min)} to ${formatRatio(summary.max)}; below ${formatNumber(SLOW_RATIO, 2)}×: ${plural(summary.belowSlowRatio, 'row')}; below 1.00×: ${plural(summary.belowOne, 'row')}${failed}`,
+  );
+  return lines;
 }
 
 export function formatBenchTable(report: BenchReport): string {
   const ceiling = report.copyCeiling;
   const header = [
-    `flashmla bench on ${report.backend}, ${report.date}`,
+    `flashmla bench on ${report.backend}${report.decodeKernel === null ? '' : `, decode kernel ${report.decodeKernel}`}, ${report.date}`,
     ...(report.note ? [report.note] : []),
     describeMatrix(report),
     ceiling
@@ -73,31 +139,45 @@ export function formatBenchTable(report: BenchReport): string {
       : 'copy ceiling: not measured on this backend',
     `matrix ceiling: ${report.matrixCeiling.reason}`,
   ];
+  const comparison = report.comparison.available ? report.comparison : null;
+  const small = report.settings.suite === 'small';
+  const columns: Column[] = [
+    ...(small ? [{ header: 'b' }] : []),
+    { header: 'mean len' },
+    { header: 'h_q' },
+    { header: 's_q' },
+    { header: 'varlen', align: 'left' },
+    { header: 'µs' },
+    { header: 'TFLOPS' },
+    { header: 'GB/s' },
+    { header: '% of copy' },
+    ...(comparison ? [{ header: 'FlashMLA µs' }, { header: 'vs FlashMLA' }] : []),
+    { header: 'ok', align: 'left' },
+  ];
   const table = formatTable(
-    [
-      { header: 'mean len' },
-      { header: 'h_q' },
-      { header: 's_q' },
-      { header: 'varlen', align: 'left' },
-      { header: 'µs' },
-      { header: 'TFLOPS' },
-      { header: 'GB/s' },
-      { header: '% of copy' },
-      { header: 'ok', align: 'left' },
-    ],
-    report.rows.map((row) => [
-      String(row.config.meanLength),
-      String(row.config.numHeadsQ),
-      String(row.config.seqlenQ),
-      row.config.varlen ? 'yes' : 'no',
-      formatNumber(row.medianUs, 1),
-      formatRate(row.tflops),
-      formatRate(row.gbps),
-      formatPercent(row.copyFraction),
-      row.ok ? 'ok' : 'FAIL',
-    ]),
+    columns,
+    report.rows.map((row, i) => {
+      const versus = comparison?.rows[i] ?? null;
+      return [
+        ...(small ? [String(row.config.batch)] : []),
+        String(row.config.meanLength),
+        String(row.config.numHeadsQ),
+        String(row.config.seqlenQ),
+        row.config.varlen ? 'yes' : 'no',
+        formatNumber(row.medianUs, 1),
+        formatRate(row.tflops),
+        formatRate(row.gbps),
+        formatPercent(row.copyFraction),
+        ...(comparison
+          ? versus === null
+            ? ['-', '-']
+            : [formatNumber(versus.flashmlaUs, 1), formatRatio(versus.ratio)]
+          : []),
+        row.ok ? 'ok' : 'FAIL',
+      ];
+    }),
   );
-  return `${header.join('\n')}\n\n${table}`;
+  return `${header.join('\n')}\n\n${table}\n\n${describeComparison(report.comparison).join('\n')}`;
 }
 
 export function formatBenchJson(report: BenchReport): string {
@@ -126,10 +206,14 @@ export const CSV_COLUMNS = [
   'gbps',
   'copy_fraction',
   'ok',
+  'flashmla_us',
+  'vs_flashmla',
 ] as const;
 
+/** The `flashmla_us` and `vs_flashmla` cells are empty where the run has no FlashMLA figure. */
 export function formatBenchCsv(report: BenchReport): string {
-  const lines = report.rows.map((row) =>
+  const comparison = report.comparison.available ? report.comparison.rows : [];
+  const lines = report.rows.map((row, i) =>
     [
       row.config.meanLength,
       row.config.batch,
@@ -151,6 +235,8 @@ export function formatBenchCsv(report: BenchReport): string {
       row.gbps,
       row.copyFraction ?? '',
       row.ok,
+      comparison[i]?.flashmlaUs ?? '',
+      comparison[i]?.ratio ?? '',
     ].join(','),
   );
   return [CSV_COLUMNS.join(','), ...lines].join('\n');
