@@ -2,7 +2,7 @@
 // pieces as the tile scheduler wrote it, the clamping that keeps every read inside the block
 // table and the cache, the causal key limit of a query row, whether a piece writes the final
 // output or a split's partial, where a split's partial lives in the workspace (which the combine
-// kernel reads too), and how bad values are reported. src/cpu/split-decode.ts is the executable
+// kernel reads too), and how bad values are reported. src/cpu-backend/split-decode.ts is the executable
 // spec of the same walk.
 //
 // A part covers sequences begin_batch .. end_batch; its piece of sequence i covers tokens

@@ -1,5 +1,5 @@
 // Parameter blocks of every kernel. Each kernel takes one of these by value as a
-// __grid_constant__ argument; the TypeScript launchers write the same bytes (src/kernels/layout.ts)
+// __grid_constant__ argument; the TypeScript launchers write the same bytes (src/cuda-backend/layout.ts)
 // and a test pins their offsets against the ones this header produces (scripts/emit-layout.cpp).
 // Plain C layout: fixed-width fields only, pointers as 64-bit, no padding surprises.
 #pragma once

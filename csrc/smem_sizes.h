@@ -8,25 +8,9 @@
 
 namespace flashmla {
 
-// ---- decode (csrc/decode_sm90.cu) ------------------------------------------------------------
-constexpr int kDecodeThreads = 256;  // 8 warps: 4 row bands of 16 rows x 2 halves of the keys / V columns
-
-// The decode CTA's whole shared-memory plan; sizeof is the launch's dynamic shared memory.
-// Q and the two KV buffers are stored as 9 sub-tiles of 64 rows x 64 channels (128-byte rows),
-// with the 16-byte chunks of each row XOR-swizzled by (row % 8): the layout a 128-byte-swizzled
-// TMA box of 64x64 would produce, so ldmatrix reads them without bank conflicts.
-struct DecodeSharedStorage {
-  alignas(1024) uint16_t q[kRowTile * kHeadDimK];                     // 64 rows x 576, 72 KiB
-  alignas(1024) uint16_t kv[2][kPageBlockSize * kHeadDimK];           // two 64-token blocks, 144 KiB
-  alignas(1024) uint16_t p[kRowTile * kPageBlockSize];                // softmax(S) as 16-bit, 8 KiB
-  float row_max[2][kRowTile];  // per key half: each row's max over that half's 32 keys of a block
-  float row_sum[2][kRowTile];  // per key half: each row's sum of exponentials over the piece
-};
-constexpr int kDecodeSmemBytes = static_cast<int>(sizeof(DecodeSharedStorage));
 constexpr int kSm90MaxSmemPerBlock = 227 * 1024;  // the opt-in limit of one CTA on sm_90
-static_assert(kDecodeSmemBytes <= kSm90MaxSmemPerBlock, "decode shared memory exceeds 227 KiB");
 
-// ---- decode, seesaw variant (csrc/decode_seesaw_sm90.cu) ------------------------------------------
+// ---- decode (csrc/decode_seesaw_sm90.cu) ------------------------------------------
 // Warpgroups 0 and 1 do the math (each owns 256 of the 512 output columns); one warp of
 // warpgroup 2 issues the TMA loads of K. The 384 threads start with 168 registers each
 // (65536 / 384); the producer gives most of its registers to the math warpgroups (setmaxnreg).

@@ -225,10 +225,6 @@ int main() {
   std::printf("    \"flashmla_get_metadata\": { \"threads\": %d, \"dynamicSmemBytesPerSequence\": %d, "
               "\"maxDynamicSmemBytes\": %d },\n",
               kMetadataThreads, kMetadataSmemBytesPerSequence, kMetadataMaxSmemBytes);
-  for (const char* name : {"flashmla_decode_bf16", "flashmla_decode_fp16"}) {
-    std::printf("    \"%s\": { \"threads\": %d, \"dynamicSmemBytes\": %d },\n", name, kDecodeThreads,
-                kDecodeSmemBytes);
-  }
   for (const char* name : {"flashmla_decode_seesaw_bf16", "flashmla_decode_seesaw_fp16"}) {
     std::printf("    \"%s\": { \"threads\": %d, \"dynamicSmemBytes\": %d },\n", name, kSeesawThreads,
                 kSeesawSmemBytes);

@@ -136,17 +136,14 @@ export function launchMetadata(
  * 64), h_kv, numSmParts): one CTA per 64-row tile, KV head and part of the schedule, walking the
  * part's pieces; its threads and shared memory come from the layout file the build emits.
  *   seesaw: K by TMA (4-D tensor map), both products on wgmma, two math warpgroups overlapping
- *           softmax with the tensor cores (csrc/decode_seesaw_sm90.cu). The default.
- *   mma:    cp.async loads and mma.sync (csrc/decode_sm90.cu): the first, simplest kernel.
+ *           softmax with the tensor cores (csrc/decode_seesaw_sm90.cu).
+ * (The first kernel, cp.async and mma.sync, is in the history; the seesaw kernel passes
+ * everything it did, faster on every row.) A new variant is an entry here and a cubin.
  */
 export const DECODE_VARIANTS = {
   seesaw: {
     kernels: { bf16: 'flashmla_decode_seesaw_bf16', fp16: 'flashmla_decode_seesaw_fp16' },
     needsKTensorMap: true,
-  },
-  mma: {
-    kernels: { bf16: 'flashmla_decode_bf16', fp16: 'flashmla_decode_fp16' },
-    needsKTensorMap: false,
   },
 } as const satisfies Record<
   string,
