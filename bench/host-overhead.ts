@@ -1,143 +1,220 @@
 /**
- * Host cost of one decode call (validation, parameter blocks, two launches through koffi), for
- * the performance notes: many calls of a tiny problem enqueued back to back, wall clock per
- * call once the JIT has warmed up, next to the GPU time of the same call measured with events.
- * Run on a GPU host: node dist/bench/host-overhead.js
+ * Host cost of the decode path: how long the host spends enqueuing one flashMlaWithKvcache call,
+ * and one replay of a captured CUDA graph, next to the GPU time of the same work. The numbers
+ * go in docs/perf-notes.md with the card and the date.
+ *
+ * Host time is taken over short bursts of calls enqueued back to back, with an untimed
+ * synchronize between bursts. A long run of calls would fill the GPU's launch queue, after which
+ * every enqueue waits for the GPU and the "host" figure is really the GPU's time per call.
+ *
+ *   on a GPU host:   node dist/bench/host-overhead.js
+ *   without a GPU:   node dist/bench/host-overhead.js --fake-driver
+ *
+ * --fake-driver builds bench/fake-cuda/libcuda.c (cc and the CUDA toolkit's cuda.h) into
+ * dist/fake-cuda/ and runs against it: the JavaScript and koffi part of the cost only, since that
+ * driver does no work.
  */
-import { flashMlaWithKvcache, getMlaMetadata } from '../src/api.js';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { flashMlaWithKvcache, getMlaMetadata } from '../src/api/decode.js';
+import { checkDecodeCall } from '../src/api/validate.js';
 import { HEAD_DIM_V } from '../src/config.js';
-import type { DeviceTensor } from '../src/cuda/device-tensor.js';
-import { captureGraph } from '../src/cuda/graph.js';
-import { CudaBackend } from '../src/kernels/cuda-backend.js';
-import { launchDecode } from '../src/kernels/launch.js';
-import { CombineParamsLayout, ParamBlock } from '../src/kernels/layout.js';
+import { CudaBackend } from '../src/cuda-backend/backend.js';
+import { launchDecode } from '../src/cuda-backend/launch.js';
+import { CombineParamsLayout, ParamBlock } from '../src/cuda-backend/layout.js';
+import type { CudaMlaMetadata } from '../src/cuda-backend/metadata.js';
 import { Random } from '../src/tensor/random.js';
-import { checkDecodeArguments } from '../src/validate.js';
 import { generateOnGpu } from '../src/verify/gpu-problems.js';
 import { median } from '../src/verify/run.js';
 
-const backend = CudaBackend.open(0);
-const problem = generateOnGpu(
-  backend,
-  {
-    batch: 4,
-    seqlenQ: 1,
-    numHeadsQ: 16,
-    numHeadsKv: 1,
-    meanLength: 1024,
-    varlen: 'off',
-    causal: true,
-    dtype: 'bf16',
-  },
-  new Random(1),
-);
-const out = backend.empty('bf16', [4, 1, 16, HEAD_DIM_V]);
-const lse = backend.empty('float32', [4, 16, 1]);
-const metadata = getMlaMetadata(problem.cacheSeqlens, 16, 1);
-const call = () =>
-  flashMlaWithKvcache(
-    problem.q,
-    problem.kCache,
-    problem.blockTable,
-    problem.cacheSeqlens,
-    HEAD_DIM_V,
-    metadata.tileSchedulerMetadata,
-    metadata.numSplits,
-    {
-      causal: true,
-      out,
-      lse,
-    },
-  );
+const BURST = 50;
+const BURSTS = 300;
+/** Bursts run first, untimed, so that the JIT has compiled the path. */
+const WARMUP_BURSTS = 50;
+const FAKE_DRIVER_DIR = fileURLToPath(new URL('../fake-cuda/', import.meta.url));
 
-for (let i = 0; i < 2000; i++) call();
-backend.synchronize();
-const calls = 5000;
-const start = performance.now();
-for (let i = 0; i < calls; i++) call();
-const enqueued = performance.now();
-backend.synchronize();
-const done = performance.now();
-const gpu = median(backend.time(call, { warmup: 10, repeats: 200 }));
-
-/** Host µs per call of `work`, enqueued back to back after a warm-up. */
-function hostMicros(work: () => void, n = 5000): number {
-  for (let i = 0; i < 1000; i++) work();
-  backend.synchronize();
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) work();
-  const t1 = performance.now();
-  backend.synchronize();
-  return ((t1 - t0) * 1000) / n;
+if (process.argv.includes('--fake-driver') && process.env.FLASHMLA_FAKE_DRIVER !== '1') {
+  process.exit(runWithFakeDriver());
 }
-const shape = checkDecodeArguments(
-  problem.q,
-  problem.kCache,
-  problem.blockTable,
-  problem.cacheSeqlens,
-  HEAD_DIM_V,
-  { causal: true },
-);
-const workspace = metadata.workspace as unknown as { oAccum: DeviceTensor; lseAccum: DeviceTensor };
+
+/** Builds the stub libcuda.so.1 and runs this script again with it first on the library path. */
+function runWithFakeDriver(): number {
+  mkdirSync(FAKE_DRIVER_DIR, { recursive: true });
+  const cudaHome = process.env.CUDA_HOME ?? '/usr/local/cuda';
+  const source = fileURLToPath(new URL('../../bench/fake-cuda/libcuda.c', import.meta.url));
+  const build = spawnSync(
+    process.env.CC ?? 'cc',
+    [
+      '-shared',
+      '-fPIC',
+      '-O2',
+      `-I${cudaHome}/include`,
+      '-o',
+      `${FAKE_DRIVER_DIR}libcuda.so.1`,
+      source,
+    ],
+    { stdio: 'inherit' },
+  );
+  if (build.status !== 0) return build.status ?? 1;
+  const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      FLASHMLA_FAKE_DRIVER: '1',
+      LD_LIBRARY_PATH: [FAKE_DRIVER_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+    },
+  });
+  return run.status ?? 1;
+}
+
+const backend = CudaBackend.open(0);
+const config = {
+  batch: 4,
+  seqlenQ: 1,
+  numHeadsQ: 16,
+  numHeadsKv: 1,
+  meanLength: 1024,
+  varlen: 'off' as const,
+  causal: true,
+  dtype: 'bf16' as const,
+};
+const problem = generateOnGpu(backend, config, new Random(1));
+const { q, kCache, blockTable, cacheSeqlens } = problem;
+const out = backend.empty('bf16', [config.batch, 1, config.numHeadsQ, HEAD_DIM_V]);
+const lse = backend.empty('float32', [config.batch, config.numHeadsQ, 1]);
+const metadata = getMlaMetadata(cacheSeqlens, config.numHeadsQ, 1) as CudaMlaMetadata;
+const options = { causal: true, out, lse };
+const decode = () =>
+  flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata, options);
+
+/**
+ * Host µs per call of `work` over bursts of BURST calls, the GPU drained in between (untimed):
+ * the median burst (the typical cost) and the mean (garbage collection and the odd slow burst
+ * included).
+ */
+function hostMicros(work: () => void): { median: number; mean: number } {
+  const perCall: number[] = [];
+  for (let burst = 0; burst < WARMUP_BURSTS + BURSTS; burst++) {
+    const start = performance.now();
+    for (let i = 0; i < BURST; i++) work();
+    const elapsed = performance.now() - start;
+    backend.synchronize();
+    if (burst >= WARMUP_BURSTS) perCall.push((elapsed * 1000) / BURST);
+  }
+  const mean = perCall.reduce((sum, x) => sum + x, 0) / perCall.length;
+  return { median: median(perCall), mean };
+}
+
+/** GPU µs of `work`, timed with events around each run: median and mean of 200 runs. */
+function gpuMicros(work: () => void): { median: number; mean: number } {
+  const times = backend.time(work, { warmup: 20, repeats: 200 }).map((ms) => ms * 1000);
+  return { median: median(times), mean: times.reduce((sum, x) => sum + x, 0) / times.length };
+}
+
+const call = checkDecodeCall(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata, options);
 const combine = backend.kernels.get('flashmla_combine_bf16');
-const params = new ParamBlock(CombineParamsLayout).bytes; // all zero: batch 0, the kernel returns at once
-const parts: [string, () => void][] = [
+const emptyCombine = new ParamBlock(CombineParamsLayout).bytes; // batch 0: the kernel returns at once
+const oneDecode = backend.captureGraph(decode);
+const layers = 4;
+const step = backend.captureGraph(() => {
+  getMlaMetadata(cacheSeqlens, config.numHeadsQ, 1, { into: metadata });
+  for (let layer = 0; layer < layers; layer++) decode();
+});
+
+// A first, discarded measurement: the garbage of setting up the problem is collected here, not
+// in the first row.
+hostMicros(decode);
+const rows: [string, { median: number; mean: number }, string][] = [
+  ['decode call (flashMlaWithKvcache, out/lse given)', hostMicros(decode), '<= 15'],
   [
-    'validation only (checkDecodeArguments)',
-    () =>
-      checkDecodeArguments(
-        problem.q,
-        problem.kCache,
-        problem.blockTable,
-        problem.cacheSeqlens,
+    "  the same with FlashMLA's two metadata tensors",
+    hostMicros(() =>
+      flashMlaWithKvcache(
+        q,
+        kCache,
+        blockTable,
+        cacheSeqlens,
         HEAD_DIM_V,
-        { causal: true },
+        metadata.tileSchedulerMetadata,
+        metadata.numSplits,
+        options,
       ),
+    ),
+    '',
   ],
   [
-    'one plain launch (cuLaunchKernel), prebuilt params',
-    () => combine.launch({ grid: [1, 1, 1], block: [128, 1, 1], params }),
+    '  of which validation (checkDecodeCall)',
+    hostMicros(() =>
+      checkDecodeCall(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, metadata, options),
+    ),
+    '',
   ],
   [
-    'one PDL launch (cuLaunchKernelEx), prebuilt params',
-    () =>
+    '  of which the two launches, parameter blocks built',
+    hostMicros(() =>
+      launchDecode(backend.kernels, backend.stream, {
+        variant: backend.decodeVariant,
+        shape: call.shape,
+        q,
+        kCache,
+        blockTable,
+        cacheSeqlens: cacheSeqlens.ptr,
+        tileSchedulerMetadata: metadata.pointers.tileSchedulerMetadata,
+        numSplits: metadata.pointers.numSplits,
+        numSmParts: metadata.numSmParts,
+        out,
+        lse: lse.ptr,
+        oAccum: metadata.workspace.oAccumPtr,
+        lseAccum: metadata.workspace.lseAccumPtr,
+        errors: 0n,
+      }),
+    ),
+    '',
+  ],
+  [
+    '  one cuLaunchKernel, parameter block prebuilt',
+    hostMicros(() => combine.launch({ grid: [1, 1, 1], block: [128, 1, 1], params: emptyCombine })),
+    '',
+  ],
+  [
+    '  one cuLaunchKernelEx (PDL), parameter block prebuilt',
+    hostMicros(() =>
       combine.launch({
         grid: [1, 1, 1],
         block: [128, 1, 1],
-        params,
+        params: emptyCombine,
         programmaticDependentLaunch: true,
       }),
+    ),
+    '',
   ],
   [
-    'launchDecode (both kernels, params built)',
-    () =>
-      launchDecode(backend.kernels, backend.stream, {
-        shape,
-        q: problem.q,
-        kCache: problem.kCache,
-        blockTable: problem.blockTable,
-        cacheSeqlens: problem.cacheSeqlens.ptr,
-        tileSchedulerMetadata: (metadata.tileSchedulerMetadata as DeviceTensor).ptr,
-        numSplits: (metadata.numSplits as DeviceTensor).ptr,
-        numSmParts: metadata.numSmParts,
-        out: out,
-        lse: lse.ptr,
-        oAccum: workspace.oAccum.ptr,
-        lseAccum: workspace.lseAccum.ptr,
-      }),
+    'getMlaMetadata into existing metadata (scheduler kernel)',
+    hostMicros(() => getMlaMetadata(cacheSeqlens, config.numHeadsQ, 1, { into: metadata })),
+    '',
   ],
+  ['graph replay: one decode call', hostMicros(() => oneDecode.replay()), '<= 5'],
+  [`graph replay: a step (metadata + ${layers} decode calls)`, hostMicros(() => step.replay()), ''],
+  ['GPU time of one decode call (events)', gpuMicros(decode), ''],
+  ['GPU time of one graph replay of it (events)', gpuMicros(() => oneDecode.replay()), ''],
 ];
-console.log(`${backend.description}`);
+
+const width = Math.max(...rows.map(([what]) => what.length));
+const number = (micros: number) => micros.toFixed(1).padStart(6);
+console.log(`flashmla host cost: ${backend.description}, ${new Date().toISOString().slice(0, 10)}`);
 console.log(
-  `host enqueue per call: ${(((enqueued - start) * 1000) / calls).toFixed(1)} µs (${calls} calls, warm JIT)`,
+  `problem: b=${config.batch} s_q=1 h_q=${config.numHeadsQ} h_kv=1 L=${config.meanLength} causal bf16; ` +
+    `host time over ${BURSTS} bursts of ${BURST} calls; Node ${process.versions.node}`,
 );
-console.log(`wall per call incl. GPU drain: ${(((done - start) * 1000) / calls).toFixed(1)} µs`);
-console.log(`event-timed per call (median of 200): ${(gpu * 1000).toFixed(1)} µs`);
-for (const [name, work] of parts) console.log(`  ${name}: ${hostMicros(work).toFixed(1)} µs`);
-// The GPU time alone: the same call captured in a CUDA graph, replays timed with events.
-const graph = captureGraph(backend.stream, call).instantiate();
-const replay = () => graph.launch(backend.stream);
-console.log(
-  `graph replay, event-timed (GPU time of one call): ${(median(backend.time(replay, { warmup: 10, repeats: 200 })) * 1000).toFixed(1)} µs`,
-);
-console.log(`graph replay, host enqueue: ${hostMicros(replay).toFixed(1)} µs`);
+console.log(`${'µs per call'.padEnd(width)}  median    mean  target`);
+for (const [what, micros, target] of rows) {
+  console.log(`${what.padEnd(width)}  ${number(micros.median)}  ${number(micros.mean)}  ${target}`);
+}
+
+oneDecode.dispose();
+step.dispose();
+metadata.dispose();
+out.dispose();
+lse.dispose();
+problem.dispose();

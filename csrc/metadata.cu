@@ -1,14 +1,16 @@
 // The tile scheduler (getMlaMetadata on the GPU). Grid: one CTA of kMetadataThreads threads;
 // dynamic shared memory: batch * 4 bytes (at most 128 KiB; the launcher raises the limit).
 //
-// The threads load the clamped lengths into shared memory and add up the total cost
-// sum(ceil(len/64) + 5); then thread 0 walks the parts exactly as src/scheduler.ts does and writes
-// tile_scheduler_metadata and num_splits. Costs are summed in 64-bit: the TypeScript walk uses
-// exact (double) integers, so the two agree bit for bit for every int32 input.
+// The threads load the lengths into shared memory and add up the total cost
+// sum(ceil(len/64) + 5) of the clamped lengths; then thread 0 walks the parts exactly as
+// src/scheduler.ts does and writes tile_scheduler_metadata and num_splits; then thread z seals
+// part z (csrc/schedule_seal.h). Costs are summed in 64-bit: the TypeScript walk uses exact
+// (double) integers, so the two agree bit for bit for every int32 input.
 #include <stdint.h>
 
 #include "config.h"
 #include "params.h"
+#include "schedule_seal.h"
 #include "smem_sizes.h"
 
 namespace flashmla {
@@ -23,7 +25,13 @@ __device__ __forceinline__ int32_t blocks_of(int32_t length) {
   return length / kPageBlockSize + (length % kPageBlockSize != 0 ? 1 : 0);
 }
 
-__device__ void schedule(const MetadataParams& p, const int32_t* lengths, int64_t total_cost) {
+// A length as the schedule counts it: clamped to [0, max_seqlen].
+__device__ __forceinline__ int32_t clamped(int32_t length, int32_t max_seqlen) {
+  return min(max(length, 0), max_seqlen);
+}
+
+__device__ void schedule(const MetadataParams& p, const int32_t* raw_lengths, int32_t max_seqlen,
+                         int64_t total_cost) {
   const int64_t parts = p.num_sm_parts;
   const int64_t payload = (total_cost + parts - 1) / parts + kFixedOverheadBlocks;
   int32_t batch_index = 0;
@@ -38,7 +46,7 @@ __device__ void schedule(const MetadataParams& p, const int32_t* lengths, int64_
     const int32_t begin_split = split;
     int64_t remaining = payload;
     while (batch_index < p.batch) {
-      const int32_t remaining_blocks = blocks_of(lengths[batch_index]) - block;
+      const int32_t remaining_blocks = blocks_of(clamped(raw_lengths[batch_index], max_seqlen)) - block;
       if (remaining >= remaining_blocks + kFixedOverheadBlocks) {
         // The rest of this sequence fits: finish it in this part.
         cumulative_splits += split + 1;
@@ -63,16 +71,32 @@ __device__ void schedule(const MetadataParams& p, const int32_t* lengths, int64_
       end_token = block * kPageBlockSize;
     } else {
       end_batch = batch_index - 1;
-      end_token = batch_index > 0 ? lengths[batch_index - 1] : 0;
+      end_token = batch_index > 0 ? clamped(raw_lengths[batch_index - 1], max_seqlen) : 0;
     }
     out[0] = begin_batch;
     out[1] = begin_token;
     out[2] = end_batch;
     out[3] = end_token;
     out[4] = begin_split;
-    out[5] = 0;
+    out[5] = 0;  // the seal, written by seal_parts once every num_splits entry exists
     out[6] = 0;
     out[7] = 0;
+  }
+}
+
+// Thread z seals parts z, z + blockDim, ... (after the walk: reads what schedule() wrote).
+__device__ void seal_parts(const MetadataParams& p, const int32_t* raw_lengths) {
+  for (int32_t part = threadIdx.x; part < p.num_sm_parts; part += blockDim.x) {
+    TileSchedule* s = reinterpret_cast<TileSchedule*>(p.tile_scheduler_metadata) + part;
+    uint32_t seal = seal_of_fields(part, s->begin_batch, s->begin_token, s->end_batch, s->end_token, s->begin_split);
+    if (s->end_batch >= s->begin_batch) {
+      seal = seal_absorb(seal, p.num_splits[s->begin_batch]);
+      for (int32_t i = s->begin_batch; i <= s->end_batch; ++i) {
+        seal = seal_absorb(seal, raw_lengths[i]);
+        seal = seal_absorb(seal, p.num_splits[i + 1]);
+      }
+    }
+    s->seal = seal;
   }
 }
 
@@ -82,7 +106,7 @@ __device__ void schedule(const MetadataParams& p, const int32_t* lengths, int64_
 extern "C" __global__ void __launch_bounds__(flashmla::kMetadataThreads, 1)
     flashmla_get_metadata(const __grid_constant__ MetadataParams p) {
   using namespace flashmla;
-  extern __shared__ int32_t lengths[];  // [batch], clamped to [0, max_seqlen]
+  extern __shared__ int32_t raw_lengths[];  // [batch], as given
   __shared__ int64_t warp_costs[kMetadataThreads / 32];
 
   if (p.batch <= 0 || p.batch > kMaxSchedulerBatch || p.num_sm_parts <= 0) return;
@@ -90,9 +114,9 @@ extern "C" __global__ void __launch_bounds__(flashmla::kMetadataThreads, 1)
 
   int64_t cost = 0;
   for (int32_t i = threadIdx.x; i < p.batch; i += kMetadataThreads) {
-    const int32_t length = min(max(p.cache_seqlens[i], 0), max_seqlen);
-    lengths[i] = length;
-    cost += blocks_of(length) + kFixedOverheadBlocks;
+    const int32_t length = p.cache_seqlens[i];
+    raw_lengths[i] = length;
+    cost += blocks_of(clamped(length, max_seqlen)) + kFixedOverheadBlocks;
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) cost += __shfl_xor_sync(0xffffffffu, cost, offset);
@@ -102,6 +126,8 @@ extern "C" __global__ void __launch_bounds__(flashmla::kMetadataThreads, 1)
   if (threadIdx.x == 0) {
     int64_t total_cost = 0;
     for (int w = 0; w < kMetadataThreads / 32; ++w) total_cost += warp_costs[w];
-    schedule(p, lengths, total_cost);
+    schedule(p, raw_lengths, max_seqlen, total_cost);
   }
+  __syncthreads();  // the walk's global writes are visible to the CTA after the barrier
+  seal_parts(p, raw_lengths);
 }

@@ -1,19 +1,38 @@
 // Parameter blocks of every kernel. Each kernel takes one of these by value as a
-// __grid_constant__ argument; the TypeScript launchers write the same bytes (src/kernels/layout.ts)
+// __grid_constant__ argument; the TypeScript launchers write the same bytes (src/cuda-backend/layout.ts)
 // and a test pins their offsets against the ones this header produces (scripts/emit-layout.cpp).
 // Plain C layout: fixed-width fields only, pointers as 64-bit, no padding surprises.
 #pragma once
 #include <stdint.h>
 
 // One part of the tile schedule: a contiguous run of KV blocks across consecutive sequences.
-// tile_scheduler_metadata is [num_sm_parts][8] int32 with these fields first.
+// tile_scheduler_metadata is [num_sm_parts][8] int32 with these fields.
 struct TileSchedule {
   int32_t begin_batch;   // first sequence of the part
   int32_t begin_token;   // first token of begin_batch (a multiple of 64)
   int32_t end_batch;     // last sequence of the part (< begin_batch when the part is empty)
   int32_t end_token;     // one past the last token of end_batch
   int32_t begin_split;   // which split of begin_batch this part's first piece is
-  int32_t reserved[3];
+  // A hash of this part's fields, the cache_seqlens values of its sequences and their entries
+  // of num_splits (csrc/schedule_seal.h). The decode kernels recompute it from what they read:
+  // a schedule made for other lengths, or edited, does not match and is reported, not answered.
+  uint32_t seal;
+  int32_t reserved[2];
+};
+
+// What the decode kernels found wrong in the values they were given: bits of `flags`, and for
+// each kind the smallest sequence index it was seen in (INT32_MAX when none). The host reads it
+// back at the next synchronisation, raises a typed error naming the sequence, and resets it.
+enum DeviceErrorFlag : int32_t {
+  kErrorBlockIdOutOfRange = 1,  // a used block-table entry outside [0, num_cache_blocks)
+  kErrorLengthOutOfRange = 2,   // a cache_seqlens value < 0 or > max_blocks_per_seq * 64
+  kErrorStaleSchedule = 4,      // the schedule was made for other lengths, or edited
+};
+struct DeviceErrorReport {
+  int32_t flags;
+  int32_t block_id_batch;  // smallest sequence with kErrorBlockIdOutOfRange
+  int32_t length_batch;    // smallest sequence with kErrorLengthOutOfRange
+  int32_t schedule_batch;  // first sequence of the smallest part with kErrorStaleSchedule
 };
 
 // getMlaMetadata on the GPU: one CTA turns cache_seqlens into the tile schedule.
@@ -48,8 +67,12 @@ struct AttentionShape {
   int64_t out_batch_stride, out_row_stride, out_head_stride; // out: [b, s_q, h_q, 512]
 };
 
-// The split-KV decode kernel. Grid: (ceil(rows_per_kv_head / 64), h_kv, num_sm_parts).
+// The split-KV decode kernels (every variant takes this block). Grid: (ceil(rows_per_kv_head /
+// 64), h_kv, num_sm_parts).
 struct DecodeParams {
+  // TMA descriptor of kCache as the 4-D tensor (576 channels, h_kv, 64 tokens, num_cache_blocks),
+  // box (64, 1, 64, 1), 128-byte swizzle; only the variants that load K by TMA read it.
+  alignas(64) uint64_t k_tensor_map[16];
   AttentionShape shape;
   const void* q;
   const void* k_cache;
@@ -61,6 +84,7 @@ struct DecodeParams {
   float* lse;                             // [b, h_q, s_q], contiguous
   float* o_accum;   // [num_split_rows][h_kv][rows_per_kv_head][512] float32 partial outputs
   float* lse_accum; // [num_split_rows][h_kv][rows_per_kv_head] float32 partial lse
+  DeviceErrorReport* errors;  // where to report bad values; may be null (nothing reported)
   int32_t num_sm_parts;
   int32_t reserved;
 };

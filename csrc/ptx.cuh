@@ -34,56 +34,32 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Warp-level matrix loads and products.
-
-// PTX ISA "ldmatrix": four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j,
-// and register j of lane l receives row l/4, columns 2(l%4) and 2(l%4)+1 of matrix j.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
-                                            uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr)
-               : "memory");
-}
-
-// PTX ISA "ldmatrix" with .trans: as ldmatrix_x4, but register j of lane l receives column l/4,
-// rows 2(l%4) and 2(l%4)+1 of matrix j.
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
-                                                  uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr)
-               : "memory");
-}
-
-// PTX ISA "mma" (Matrix Fragments for mma.m16n8k16 with floating point type):
-// d[16x8] += a[16x16] (row) * b[16x8] (col), bf16 inputs, f32 accumulators.
-__device__ __forceinline__ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                                  uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// PTX ISA "mma" (Matrix Fragments for mma.m16n8k16 with floating point type): as above, fp16 inputs.
-__device__ __forceinline__ void mma_m16n8k16_fp16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                                  uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// ---------------------------------------------------------------------------------------------
 // Barriers.
 
 // PTX ISA "bar.sync": named barrier `id` (1..15; 0 is __syncthreads) for `count` threads, a
 // multiple of 32.
 __device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t count) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// PTX ISA "bar.arrive": count this thread towards named barrier `id` (of `count` threads) without
+// waiting; the threads that bar.sync on it wait for these arrivals.
+__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Register reallocation between warpgroups (sm_90a).
+
+// PTX ISA "setmaxnreg": raise (inc) or lower (dec) this warpgroup's per-thread register count.
+// Every warp of the warpgroup executes the same one.
+template <int kRegisters>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
+template <int kRegisters>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,6 +110,46 @@ __device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t 
       : "r"(bar), "r"(parity)
       : "memory");
   return done != 0;
+}
+
+// Waits until the phase with the given parity has completed (try_wait suspends in hardware
+// between polls). The loop lives inside one asm statement so that, to the compiler, the warp
+// stays converged: warpgroup instructions (wgmma) may follow directly.
+__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "wait_again:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_again;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+
+// PTX ISA "mbarrier.arrive": one arrival on the current phase.
+__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+
+// PTX ISA "createpolicy": an L2 cache policy that evicts these lines first (data read once).
+__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+
+// PTX ISA "cp.async.bulk.tensor": one TMA box of a 4-D tensor at element coordinates c0 (the
+// contiguous dimension) .. c3 into shared memory, completing its bytes of transactions on the
+// mbarrier, with an L2 cache policy. Elements outside the tensor are filled with zeros and never
+// read; the box still completes its full byte count.
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const void* tensor_map, uint32_t bar, int32_t c0,
+                                           int32_t c1, int32_t c2, int32_t c3, uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%2, %3, %4, %5}], [%6], %7;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tensor_map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar), "l"(policy)
+      : "memory");
 }
 
 // PTX ISA "cp.async.bulk.tensor": one TMA box of a 2-D tensor at element coordinates (x inner,

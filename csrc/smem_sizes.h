@@ -8,23 +8,44 @@
 
 namespace flashmla {
 
-// ---- decode (csrc/decode_sm90.cu) ------------------------------------------------------------
-constexpr int kDecodeThreads = 256;  // 8 warps: 4 row bands of 16 rows x 2 halves of the keys / V columns
-
-// The decode CTA's whole shared-memory plan; sizeof is the launch's dynamic shared memory.
-// Q and the two KV buffers are stored as 9 sub-tiles of 64 rows x 64 channels (128-byte rows),
-// with the 16-byte chunks of each row XOR-swizzled by (row % 8): the layout a 128-byte-swizzled
-// TMA box of 64x64 would produce, so ldmatrix reads them without bank conflicts.
-struct DecodeSharedStorage {
-  alignas(1024) uint16_t q[kRowTile * kHeadDimK];                     // 64 rows x 576, 72 KiB
-  alignas(1024) uint16_t kv[2][kPageBlockSize * kHeadDimK];           // two 64-token blocks, 144 KiB
-  alignas(1024) uint16_t p[kRowTile * kPageBlockSize];                // softmax(S) as 16-bit, 8 KiB
-  float row_max[2][kRowTile];  // per key half: each row's max over that half's 32 keys of a block
-  float row_sum[2][kRowTile];  // per key half: each row's sum of exponentials over the piece
-};
-constexpr int kDecodeSmemBytes = static_cast<int>(sizeof(DecodeSharedStorage));
 constexpr int kSm90MaxSmemPerBlock = 227 * 1024;  // the opt-in limit of one CTA on sm_90
-static_assert(kDecodeSmemBytes <= kSm90MaxSmemPerBlock, "decode shared memory exceeds 227 KiB");
+
+// ---- decode (csrc/decode_seesaw_sm90.cu) ------------------------------------------
+// Warpgroups 0 and 1 do the math (each owns 256 of the 512 output columns); one warp of
+// warpgroup 2 issues the TMA loads of K. The 384 threads start with 168 registers each
+// (65536 / 384); the producer gives most of its registers to the math warpgroups (setmaxnreg).
+constexpr int kSeesawThreads = 384;
+constexpr int kSeesawMathThreads = 256;
+constexpr int kSeesawMathRegisters = 224;
+constexpr int kSeesawProducerRegisters = 56;
+static_assert(kSeesawMathThreads * kSeesawMathRegisters + (kSeesawThreads - kSeesawMathThreads) * kSeesawProducerRegisters <=
+                  65536,
+              "the register file holds both roles");
+
+constexpr int kSubtileCols = 64;                              // channels per 128-byte swizzled row
+constexpr int kSubtileBytes = kPageBlockSize * kSubtileCols * 2;  // 64 rows x 128 bytes = 8 KiB
+constexpr int kSubtilesK = kHeadDimK / kSubtileCols;          // 9 per Q tile or KV block
+constexpr int kSubtilesV = kHeadDimV / kSubtileCols;          // the first 8 are V
+
+// The shared-memory plan. Every tile is a stack of 64 x 64 sub-tiles in the layout a TMA box with
+// 128-byte swizzle writes (the 16-byte chunks of row r XOR-permuted by r % 8), which is also the
+// K-major and MN-major wgmma operand layout. Sub-tiles must start on 1024-byte boundaries (the
+// swizzle is a function of the address), so the launch adds 1 KiB of slack and the kernel rounds
+// the base up.
+struct SeesawSharedStorage {
+  uint8_t q[kSubtilesK][kSubtileBytes];      // the query tile, 64 rows x 576
+  uint8_t kv[2][kSubtilesK][kSubtileBytes];  // two KV blocks; sub-tile 8 (RoPE) of kv[1] carries P1
+  uint8_t p0[kSubtileBytes];                 // warpgroup 0's probabilities, for warpgroup 1
+  float row_max[kRowTile];                   // the running max (raw q.k units), shared
+  float scale0[kRowTile];                    // exp(m_old - m_new0): warpgroup 0's rescale
+  float scale1[kRowTile];                    // exp(m_new0 - m_new1): warpgroup 1's rescale
+  float row_sum[2][kRowTile];                // each warpgroup's share of the row sums
+  uint64_t kv_full[2][kSubtilesK];           // one mbarrier per sub-tile: its TMA has landed
+  uint64_t kv_free[5];                       // per group of sub-tiles: its last reader is done
+};
+constexpr int kSeesawSmemAlignment = 1024;
+constexpr int kSeesawSmemBytes = static_cast<int>(sizeof(SeesawSharedStorage)) + kSeesawSmemAlignment;
+static_assert(kSeesawSmemBytes <= kSm90MaxSmemPerBlock, "seesaw shared memory exceeds 227 KiB");
 
 // ---- metadata (csrc/metadata.cu) -------------------------------------------------------------
 constexpr int kMetadataThreads = 256;

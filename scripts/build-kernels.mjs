@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// Builds the CUDA kernels: every csrc/*.cu to dist/kernels/<name>.cubin for sm_90a, with its
-// ptxas report beside it (<name>.ptxas.txt), plus dist/kernels/layout.json (the parameter-struct
-// layout, from scripts/emit-layout.cpp) and dist/kernels/manifest.json (nvcc version, build time,
-// the kernels of each cubin and their ptxas figures).
+// Builds the CUDA kernels: every csrc/*.cu to a cubin for sm_90a, plus dist/kernels/layout.json
+// (the parameter-struct layout, from scripts/emit-layout.cpp). The library's kernels go to
+// dist/kernels/<name>.cubin, the ones only the tests use (TEST_ONLY_SOURCES) to
+// dist/test-kernels/, so that the package ships the first folder alone. Each folder gets a
+// manifest.json (nvcc version, build time, the kernels of each cubin and their ptxas figures);
+// the ptxas reports go to dist/ptxas/<name>.ptxas.txt.
 //
-//   node scripts/build-kernels.mjs [--require-nvcc] [--force]
+//   node scripts/build-kernels.mjs [--require-nvcc] [--package] [--force]
 //
 // nvcc is $NVCC, else $CUDA_HOME/bin/nvcc, else nvcc on PATH. Without it the kernels are skipped
 // with one line on stderr and exit 0 (exit 1 with --require-nvcc); layout.json is still written
-// when a host C++ compiler is found. A cubin is rebuilt only when its .cu, a csrc header or this
+// when a host C++ compiler is found. --package (npm pack and publish run it) also checks that
+// dist/kernels holds every library kernel, and fails if not where nvcc is found; without nvcc
+// it says loudly that the package will have no kernels (the CUDA backend then reports it). A cubin is rebuilt only when its .cu, a csrc header or this
 // script is newer. The build fails if a decode kernel spills registers or uses a stack frame.
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -20,13 +24,17 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const scriptPath = fileURLToPath(import.meta.url);
 const root = resolve(dirname(scriptPath), '..');
 const csrc = join(root, 'csrc');
 const outDir = join(root, 'dist', 'kernels');
+const testOutDir = join(root, 'dist', 'test-kernels');
+const reportDir = join(root, 'dist', 'ptxas');
+/** Sources of kernels that only the tests launch (the GPU oracle): kept out of the package. */
+const TEST_ONLY_SOURCES = new Set(['reference.cu']);
 const layoutSource = join(root, 'scripts', 'emit-layout.cpp');
 const parallelJobs = 2;
 const nvccFlags = [
@@ -43,6 +51,7 @@ const strictKernel = /decode/;
 
 const args = new Set(process.argv.slice(2));
 const requireNvcc = args.has('--require-nvcc');
+const forPackage = args.has('--package');
 const force = args.has('--force');
 
 function fail(message) {
@@ -182,8 +191,20 @@ function writeLayout() {
   return 'written';
 }
 
+/** The library's cubins (csrc/*.cu but the test-only ones) not in dist/kernels or its manifest. */
+function missingLibraryKernels() {
+  const manifestPath = join(outDir, 'manifest.json');
+  const listed = existsSync(manifestPath)
+    ? JSON.parse(readFileSync(manifestPath, 'utf8')).cubins
+    : {};
+  return readdirSync(csrc)
+    .filter((file) => file.endsWith('.cu') && !TEST_ONLY_SOURCES.has(file))
+    .map((file) => `${file.slice(0, -'.cu'.length)}.cubin`)
+    .filter((cubin) => !(cubin in listed) || !existsSync(join(outDir, cubin)));
+}
+
 async function main() {
-  mkdirSync(outDir, { recursive: true });
+  for (const dir of [outDir, testOutDir, reportDir]) mkdirSync(dir, { recursive: true });
   console.log(`build-kernels: layout.json ${writeLayout()}`);
 
   const nvcc = findNvcc();
@@ -191,6 +212,15 @@ async function main() {
     console.error(
       "nvcc not found: CUDA kernels not built; the CUDA backend will report 'no kernel binaries'",
     );
+    if (forPackage) {
+      const missing = missingLibraryKernels();
+      if (missing.length > 0) {
+        console.error(
+          `build-kernels: WARNING: packing without kernel binaries (${missing.join(', ')} missing): ` +
+            'where this package is installed only the CPU backend runs. Pack where nvcc 13.0 is found.',
+        );
+      }
+    }
     process.exit(requireNvcc ? 1 : 0);
   }
   const nvccVersion =
@@ -202,13 +232,15 @@ async function main() {
   const sharedTime = sharedInputsTime();
   const results = await inParallel(sources, parallelJobs, async (source) => {
     const name = source.slice(0, -'.cu'.length);
-    const cubin = join(outDir, `${name}.cubin`);
-    const reportPath = join(outDir, `${name}.ptxas.txt`);
+    const dir = TEST_ONLY_SOURCES.has(source) ? testOutDir : outDir;
+    const cubin = join(dir, `${name}.cubin`);
+    const reportPath = join(reportDir, `${name}.ptxas.txt`);
     const upToDate =
       !force &&
       existsSync(reportPath) &&
       mtime(cubin) > Math.max(sharedTime, mtime(join(csrc, source)));
-    if (upToDate) return { source, name, built: false, report: readFileSync(reportPath, 'utf8') };
+    if (upToDate)
+      return { source, name, dir, built: false, report: readFileSync(reportPath, 'utf8') };
     const started = Date.now();
     const { status, output } = await run(nvcc.path, [
       ...nvccFlags,
@@ -216,12 +248,12 @@ async function main() {
       cubin,
       join(csrc, source),
     ]);
-    if (status !== 0) return { source, name, error: output };
+    if (status !== 0) return { source, name, dir, error: output };
     writeFileSync(reportPath, output);
     console.log(
-      `build-kernels: ${source} -> dist/kernels/${name}.cubin (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      `build-kernels: ${source} -> ${relative(root, cubin)} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
     );
-    return { source, name, built: true, report: output };
+    return { source, name, dir, built: true, report: output };
   });
 
   const failures = results.filter((r) => r.error !== undefined);
@@ -230,9 +262,13 @@ async function main() {
   if (failures.length > 0)
     fail(`${failures.length} of ${sources.length} sources failed to compile`);
 
-  const manifest = { nvccVersion, builtAt: new Date().toISOString(), cubins: {}, kernels: {} };
+  const builtAt = new Date().toISOString();
+  const manifests = new Map(
+    [outDir, testOutDir].map((dir) => [dir, { nvccVersion, builtAt, cubins: {}, kernels: {} }]),
+  );
   const problems = [];
   for (const result of results) {
+    const manifest = manifests.get(result.dir);
     const kernels = parsePtxasReport(result.report);
     manifest.cubins[`${result.name}.cubin`] = kernels.map((k) => k.name);
     for (const kernel of kernels) {
@@ -242,7 +278,7 @@ async function main() {
       if (spills && strictKernel.test(name)) {
         problems.push(
           `${name}: ${kernel.stackFrame} bytes stack frame, ${kernel.spillStores} bytes spill stores, ` +
-            `${kernel.spillLoads} bytes spill loads (see dist/kernels/${result.name}.ptxas.txt)`,
+            `${kernel.spillLoads} bytes spill loads (see dist/ptxas/${result.name}.ptxas.txt)`,
         );
       } else if (spills) {
         console.warn(`build-kernels: warning: ${name} spills or uses a stack frame`);
@@ -252,16 +288,32 @@ async function main() {
   if (problems.length > 0) {
     // Remove the offending cubins so that neither the next run nor the CUDA backend trusts them.
     for (const result of results) {
-      if (manifest.cubins[`${result.name}.cubin`].some((k) => strictKernel.test(k))) {
-        rmSync(join(outDir, `${result.name}.cubin`), { force: true });
+      const cubins = manifests.get(result.dir).cubins;
+      if (cubins[`${result.name}.cubin`].some((k) => strictKernel.test(k))) {
+        rmSync(join(result.dir, `${result.name}.cubin`), { force: true });
       }
     }
     fail(`decode kernels must not spill or use local memory:\n  ${problems.join('\n  ')}`);
   }
-  writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  const decode = Object.entries(manifest.kernels).filter(([name]) => strictKernel.test(name));
+  for (const [dir, manifest] of manifests) {
+    writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    // Whatever else an earlier build left here (a kernel since moved, a ptxas report) must not
+    // be shipped: the package takes dist/kernels whole.
+    for (const file of readdirSync(dir)) {
+      const stale =
+        file.endsWith('.ptxas.txt') || (file.endsWith('.cubin') && !(file in manifest.cubins));
+      if (stale) rmSync(join(dir, file));
+    }
+  }
+  const decode = Object.entries(manifests.get(outDir).kernels).filter(([name]) =>
+    strictKernel.test(name),
+  );
   for (const [name, k] of decode) {
     console.log(`build-kernels: ${name}: ${k.registers} registers, no spills`);
+  }
+  if (forPackage) {
+    const missing = missingLibraryKernels();
+    if (missing.length > 0) fail(`the package would lack kernel binaries: ${missing.join(', ')}`);
   }
   const builtCount = results.filter((r) => r.built).length;
   console.log(

@@ -38,6 +38,10 @@ const char* type_name<int32_t>() {
   return "i32";
 }
 template <>
+const char* type_name<uint32_t>() {
+  return "u32";
+}
+template <>
 const char* type_name<int64_t>() {
   return "i64";
 }
@@ -71,6 +75,10 @@ const char* type_name<float*>() {
 }
 template <>
 const char* type_name<const float*>() {
+  return "ptr";
+}
+template <>
+const char* type_name<DeviceErrorReport*>() {
   return "ptr";
 }
 template <>
@@ -150,8 +158,13 @@ int main() {
              sizeof(TileSchedule),
              alignof(TileSchedule),
              {FIELD(TileSchedule, begin_batch), FIELD(TileSchedule, begin_token), FIELD(TileSchedule, end_batch),
-              FIELD(TileSchedule, end_token), FIELD(TileSchedule, begin_split),
-              ARRAY_FIELD(TileSchedule, reserved, "i32[3]")}},
+              FIELD(TileSchedule, end_token), FIELD(TileSchedule, begin_split), FIELD(TileSchedule, seal),
+              ARRAY_FIELD(TileSchedule, reserved, "i32[2]")}},
+      Struct{"DeviceErrorReport",
+             sizeof(DeviceErrorReport),
+             alignof(DeviceErrorReport),
+             {FIELD(DeviceErrorReport, flags), FIELD(DeviceErrorReport, block_id_batch),
+              FIELD(DeviceErrorReport, length_batch), FIELD(DeviceErrorReport, schedule_batch)}},
       Struct{"MetadataParams",
              sizeof(MetadataParams),
              alignof(MetadataParams),
@@ -161,11 +174,12 @@ int main() {
       Struct{"AttentionShape", sizeof(AttentionShape), alignof(AttentionShape), shape_fields("", 0)},
       with_shape<DecodeParams>(
           "DecodeParams",
-          {FIELD(DecodeParams, shape), FIELD(DecodeParams, q), FIELD(DecodeParams, k_cache),
+          {ARRAY_FIELD(DecodeParams, k_tensor_map, "bytes[128]"), FIELD(DecodeParams, shape), FIELD(DecodeParams, q),
+           FIELD(DecodeParams, k_cache),
            FIELD(DecodeParams, block_table), FIELD(DecodeParams, cache_seqlens),
            FIELD(DecodeParams, tile_scheduler_metadata), FIELD(DecodeParams, num_splits), FIELD(DecodeParams, out),
            FIELD(DecodeParams, lse), FIELD(DecodeParams, o_accum), FIELD(DecodeParams, lse_accum),
-           FIELD(DecodeParams, num_sm_parts), FIELD(DecodeParams, reserved)}),
+           FIELD(DecodeParams, errors), FIELD(DecodeParams, num_sm_parts), FIELD(DecodeParams, reserved)}),
       with_shape<CombineParams>("CombineParams",
                                 {FIELD(CombineParams, shape), FIELD(CombineParams, num_splits),
                                  FIELD(CombineParams, o_accum), FIELD(CombineParams, lse_accum),
@@ -211,9 +225,9 @@ int main() {
   std::printf("    \"flashmla_get_metadata\": { \"threads\": %d, \"dynamicSmemBytesPerSequence\": %d, "
               "\"maxDynamicSmemBytes\": %d },\n",
               kMetadataThreads, kMetadataSmemBytesPerSequence, kMetadataMaxSmemBytes);
-  for (const char* name : {"flashmla_decode_bf16", "flashmla_decode_fp16"}) {
-    std::printf("    \"%s\": { \"threads\": %d, \"dynamicSmemBytes\": %d },\n", name, kDecodeThreads,
-                kDecodeSmemBytes);
+  for (const char* name : {"flashmla_decode_seesaw_bf16", "flashmla_decode_seesaw_fp16"}) {
+    std::printf("    \"%s\": { \"threads\": %d, \"dynamicSmemBytes\": %d },\n", name, kSeesawThreads,
+                kSeesawSmemBytes);
   }
   for (const char* name : {"flashmla_combine_bf16", "flashmla_combine_fp16"}) {
     std::printf("    \"%s\": { \"threads\": %d, \"rowsPerBlock\": %d, \"dynamicSmemBytes\": 0 },\n", name,

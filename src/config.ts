@@ -19,3 +19,5 @@ export const METADATA_INTS_PER_PART = 8;
 export const MAX_SCHEDULER_BATCH = 32768;
 /** SM count the CPU backend schedules for, so that it cuts work the way an H100 would. */
 export const CPU_NOMINAL_SM_COUNT = 132;
+/** Query rows one block of the combine kernel merges (csrc/smem_sizes.h kCombineRowsPerBlock). */
+export const COMBINE_ROWS_PER_BLOCK = 4;

@@ -4,20 +4,20 @@ export {
   flashMlaWithKvcache,
   getMlaMetadata,
   type MetadataOptions,
-} from './api.js';
-export type { Backend, BackendKind, DecodeResult } from './backend.js';
-export { type BackendChoice, type OpenBackendOptions, openBackend } from './backends.js';
+} from './api/decode.js';
+export { type BackendChoice, type OpenBackendOptions, openBackend } from './api/open-backend.js';
+export type { Backend, BackendKind, CapturedGraph, DecodeResult } from './backend/backend.js';
+export type { BackendLimits } from './backend/limits.js';
+export { type MetadataTensors, MlaMetadata } from './backend/metadata.js';
 export * from './config.js';
-export { type ErrorScales, type ReferenceResult, referenceDecode } from './cpu/reference.js';
 export { CudaDevice } from './cuda/device.js';
 export { DeviceTensor } from './cuda/device-tensor.js';
 export { CudaContextLostError, CudaError } from './cuda/errors.js';
 export { CudaEvent } from './cuda/event.js';
-export { CudaGraph, CudaGraphExec, captureGraph } from './cuda/graph.js';
 export { type CudaProbe, probeCuda } from './cuda/probe.js';
 export { CudaStream } from './cuda/stream.js';
 export * from './errors.js';
-export { MlaMetadata } from './metadata.js';
+export { type ErrorScales, type ReferenceResult, referenceDecode } from './reference/reference.js';
 export { computeTileSchedule, numSmPartsFor, type TileSchedule } from './scheduler.js';
 export { bytesPerElement, type DType } from './tensor/dtype.js';
 export {
@@ -29,7 +29,5 @@ export {
   roundToFp16,
 } from './tensor/half.js';
 export { HostTensor } from './tensor/host-tensor.js';
-export { Random } from './tensor/random.js';
 export type { Tensor, TensorDevice } from './tensor/tensor.js';
 export { comparePrecision, judgeDecode, type PrecisionReport } from './verify/precision.js';
-export { generateProblem, type Problem, type ProblemConfig } from './verify/problems.js';

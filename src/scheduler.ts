@@ -12,7 +12,7 @@ import {
 } from './config.js';
 
 export interface TileSchedule {
-  /** [numSmParts * 8] int32: per part {beginBatch, beginToken, endBatch, endToken, beginSplit, 0, 0, 0}. */
+  /** [numSmParts * 8] int32: per part {beginBatch, beginToken, endBatch, endToken, beginSplit, seal, 0, 0}. */
   tileSchedulerMetadata: Int32Array;
   /** [b + 1] int32: prefix sums of how many splits each sequence was cut into. */
   numSplits: Int32Array;
@@ -109,7 +109,75 @@ export function computeTileSchedule(
       metadata[at + 3] = batchIndex > 0 ? lengths[batchIndex - 1] : 0;
     }
   }
+  for (let part = 0; part < numSmParts; part++) {
+    metadata[part * METADATA_INTS_PER_PART + SEAL_INDEX] = sealOfPart(
+      metadata,
+      part,
+      cacheSeqlens,
+      numSplits,
+    );
+  }
   return { tileSchedulerMetadata: metadata, numSplits };
+}
+
+/** Where a part's seal sits among its 8 ints. */
+const SEAL_INDEX = 5;
+
+/** One round of the seal's hash (csrc/schedule_seal.h: seal_absorb), on 32-bit integers. */
+function sealAbsorb(hash: number, value: number): number {
+  let h = (hash ^ value) >>> 0;
+  h = Math.imul(h, 0x9e3779b1) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The seal of one part, as csrc/schedule_seal.h defines it: a hash of the part's fields, the raw
+ * cache_seqlens of its sequences and their num_splits entries. The decode kernels recompute it
+ * from what they read, so a schedule made for other lengths, or edited, is reported instead of
+ * answered. Returned as an int32 (the metadata's element type).
+ */
+export function sealOfPart(
+  metadata: ArrayLike<number>,
+  part: number,
+  cacheSeqlens: ArrayLike<number>,
+  numSplits: ArrayLike<number>,
+): number {
+  const { beginBatch, beginToken, endBatch, endToken, beginSplit } = partSchedule(metadata, part);
+  let hash = 0x4d4c4131;
+  for (const field of [part, beginBatch, beginToken, endBatch, endToken, beginSplit]) {
+    hash = sealAbsorb(hash, field);
+  }
+  if (endBatch >= beginBatch) {
+    hash = sealAbsorb(hash, numSplits[beginBatch]);
+    for (let i = beginBatch; i <= endBatch; i++) {
+      hash = sealAbsorb(hash, cacheSeqlens[i]);
+      hash = sealAbsorb(hash, numSplits[i + 1]);
+    }
+  }
+  return hash | 0;
+}
+
+/**
+ * The first part whose seal does not match these lengths and splits (the schedule was made for
+ * other lengths, or edited), with the first sequence it covers; null when every part matches.
+ * Sequences outside [0, b) make the part mismatch, as they do on the GPU.
+ */
+export function findStalePart(
+  metadata: ArrayLike<number>,
+  numSmParts: number,
+  cacheSeqlens: ArrayLike<number>,
+  numSplits: ArrayLike<number>,
+): { part: number; batch: number } | null {
+  const batch = cacheSeqlens.length;
+  for (let part = 0; part < numSmParts; part++) {
+    const { beginBatch, endBatch } = partSchedule(metadata, part);
+    const inRange = endBatch < beginBatch || (beginBatch >= 0 && endBatch < batch);
+    const written = metadata[part * METADATA_INTS_PER_PART + SEAL_INDEX];
+    if (!inRange || sealOfPart(metadata, part, cacheSeqlens, numSplits) !== written) {
+      return { part, batch: Math.max(beginBatch, 0) };
+    }
+  }
+  return null;
 }
 
 export function partSchedule(metadata: ArrayLike<number>, part: number): PartSchedule {

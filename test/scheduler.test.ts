@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FIXED_OVERHEAD_BLOCKS, PAGE_BLOCK_SIZE } from '../src/config.js';
+import { FIXED_OVERHEAD_BLOCKS, METADATA_INTS_PER_PART, PAGE_BLOCK_SIZE } from '../src/config.js';
 import {
   computeTileSchedule,
+  findStalePart,
   numSmPartsFor,
   partSchedule,
   piecesOfPart,
@@ -129,5 +130,35 @@ test('more parts than blocks, and batches of several thousand', () => {
 test('lengths are clamped to the capacity the scheduler is given', () => {
   const clamped = computeTileSchedule([1000, -5], 4, 128);
   const explicit = computeTileSchedule([128, 0], 4);
-  assert.deepEqual(clamped, explicit);
+  // The same walk; only the seals differ, since they cover the lengths as given.
+  const withoutSeals = (metadata: Int32Array) =>
+    Array.from(metadata, (value, i) => (i % METADATA_INTS_PER_PART === 5 ? 0 : value));
+  assert.deepEqual(
+    withoutSeals(clamped.tileSchedulerMetadata),
+    withoutSeals(explicit.tileSchedulerMetadata),
+  );
+  assert.deepEqual(clamped.numSplits, explicit.numSplits);
+  assert.notEqual(clamped.tileSchedulerMetadata[5], explicit.tileSchedulerMetadata[5]);
+});
+
+test('a seal covers the lengths, the splits and the fields of its part', () => {
+  const lengths = [700, 3, 0, 4096, 65];
+  const { tileSchedulerMetadata, numSplits } = computeTileSchedule(lengths, 6);
+  assert.equal(findStalePart(tileSchedulerMetadata, 6, lengths, numSplits), null);
+  // The next decode step: one sequence grew by a token.
+  const next = [...lengths];
+  next[3] += 1;
+  assert.ok(findStalePart(tileSchedulerMetadata, 6, next, numSplits));
+  // Any edited field of any part, or any num_splits entry.
+  for (let i = 0; i < tileSchedulerMetadata.length; i++) {
+    if (i % METADATA_INTS_PER_PART > 5) continue; // the two unused ints
+    const edited = tileSchedulerMetadata.slice();
+    edited[i] += 1;
+    assert.ok(findStalePart(edited, 6, lengths, numSplits), `metadata[${i}] edited`);
+  }
+  for (let i = 0; i < numSplits.length; i++) {
+    const edited = numSplits.slice();
+    edited[i] += 1;
+    assert.ok(findStalePart(tileSchedulerMetadata, 6, lengths, edited), `numSplits[${i}] edited`);
+  }
 });

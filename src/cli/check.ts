@@ -1,10 +1,11 @@
 /**
- * `flashmla check`: random configurations drawn from TESTING.md's matrix, each run on the chosen
+ * `flashmla check`: random configurations drawn from the test matrix, each run on the chosen
  * backend and judged against the float64 reference. A fresh seed each run (printed), so repeated
  * runs keep finding new corners; the seed and the configuration reproduce any mismatch.
  */
-import type { Backend } from '../backend.js';
-import { openBackend } from '../backends.js';
+
+import { openBackend } from '../api/open-backend.js';
+import type { Backend } from '../backend/backend.js';
 import { FlashMlaError } from '../errors.js';
 import { Random } from '../tensor/random.js';
 import { formatRatio } from '../verify/precision.js';
@@ -16,9 +17,9 @@ import {
   type Varlen,
 } from '../verify/problems.js';
 import { runAndCheck } from '../verify/run.js';
-import { type Command, choiceFlag, intFlag, ProgressBar } from './command.js';
+import { backendFlag, type Command, intFlag, ProgressBar } from './command.js';
 
-/** TESTING.md's dimensions ("The matrix"). */
+/** The test matrix's dimensions (docs/testing.md). */
 const BATCHES = [1, 2, 6, 64] as const;
 const SEQLENS_Q = [1, 2, 3, 4] as const;
 const LENGTHS = [0, 1, 20, 63, 64, 65, 127, 128, 140, 4096] as const;
@@ -186,16 +187,18 @@ export const checkCommand: Command = {
   help: `Usage: flashmla check [--backend auto|cuda|cpu] [--device N] [--seed N] [--count N]
                       [--max-cost N] [--verbose]
 
-Draws random configurations from the test matrix (batch, query tokens, cache length, fixed or
-variable lengths, query and KV heads, causal, bf16/fp16, padded strides, block-table padding,
-softmax scale, data kind: gentle N(0,1)/10, steep N(0,1), q x 10, q x 100), runs each on the
-chosen backend and judges it against the float64 CPU reference with the precision rule
-(per-element bounds scaled by what rounding P can do, row and tensor cosines, lse, Inf/NaN
-placement; see the README). Prints the seed and the worst error/bound ratio of each check; on a
-mismatch prints the configuration, the worst element with its error and bound, and the command
-that reproduces it. Exit code 1 on any mismatch.
+Draws random configurations from the library's test matrix (batch, query tokens, cache length,
+fixed or variable lengths, query and KV heads, causal, bf16/fp16, padded strides, block-table
+padding, softmax scale, data kind: gentle N(0,1)/10, steep N(0,1), q x 10, q x 100; see the
+package's docs/testing.md), runs each on the chosen backend and judges it against the float64 CPU
+reference with the precision rule (per-element bounds scaled by what rounding P can do, row and
+tensor cosines, lse, Inf/NaN placement; see the package's docs/precision.md). Prints the seed and
+the worst error/bound ratio of each check; on a mismatch prints the configuration, the worst
+element with its error and bound, and the command that reproduces it. Exit code 1 on any
+mismatch.
 
-  --backend   auto (default: the GPU if usable, else the CPU), cuda or cpu
+  --backend   auto (the GPU if usable, else the CPU), cuda or cpu; default:
+              $FLASHMLA_BACKEND if set, else auto
   --device    CUDA device ordinal (default 0)
   --seed      seed of the configurations and data (default: fresh, printed)
   --count     configurations to run (default 20)
@@ -212,7 +215,7 @@ that reproduces it. Exit code 1 on any mismatch.
     verbose: { type: 'boolean' },
   },
   async run(values) {
-    const choice = choiceFlag('backend', values.backend, ['auto', 'cuda', 'cpu'] as const, 'auto');
+    const choice = backendFlag(values.backend);
     const device = intFlag('device', values.device, 0);
     const settings = {
       seed: intFlag('seed', values.seed, Random.freshSeed()),
@@ -221,11 +224,11 @@ that reproduces it. Exit code 1 on any mismatch.
       verbose: values.verbose === true,
     };
     const backend = openBackend({ backend: choice, device });
-    const backendFlag =
+    const reproduceBackend =
       backend.kind === 'cpu' ? '--backend cpu' : `--backend cuda --device ${device}`;
     return runCheck(
       backend,
-      { ...settings, backendFlag },
+      { ...settings, backendFlag: reproduceBackend },
       { log: (line) => console.log(line), error: (line) => console.error(line) },
     );
   },

@@ -26,7 +26,7 @@ export function parseCommandArgs(
 ): Record<string, string | boolean | undefined> {
   try {
     const { values, positionals } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(command.options, argv),
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: true,
@@ -37,6 +37,31 @@ export function parseCommandArgs(
     if (error instanceof UsageError) throw error;
     throw new UsageError((error as Error).message);
   }
+}
+
+/**
+ * Node's parser takes `--count -1` for two flags (and refuses it as ambiguous): a value that
+ * looks like a negative number is joined to its flag (`--count=-1`), so the flag's own check
+ * says what is wrong with it.
+ */
+function joinNegativeValues(options: OptionSpec, argv: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') ? argv[i].slice(2) : undefined;
+    const next = argv[i + 1];
+    if (
+      name !== undefined &&
+      options[name]?.type === 'string' &&
+      next !== undefined &&
+      /^-\.?\d/.test(next)
+    ) {
+      joined.push(`${argv[i]}=${next}`);
+      i++;
+    } else {
+      joined.push(argv[i]);
+    }
+  }
+  return joined;
 }
 
 /** Parses an integer flag value, or throws a UsageError naming the flag. */
@@ -79,6 +104,15 @@ export function choiceFlag<T extends string>(
     throw new UsageError(`--${name} expects one of ${choices.join(', ')}, got '${String(value)}'`);
   }
   return value as T;
+}
+
+/** Parses --backend: undefined when absent, so that the default (FLASHMLA_BACKEND, else auto) applies. */
+export function backendFlag(
+  value: string | boolean | undefined,
+): 'auto' | 'cuda' | 'cpu' | undefined {
+  return value === undefined
+    ? undefined
+    : choiceFlag('backend', value, ['auto', 'cuda', 'cpu'] as const, 'auto');
 }
 
 /** Parses a flag that names a file or folder: a non-empty string, or undefined when absent. */

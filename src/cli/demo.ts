@@ -1,9 +1,9 @@
 /** `flashmla demo` (what `npm start` runs): one realistic decode step, checked and timed. */
-import { openBackend } from '../backends.js';
+import { openBackend } from '../api/open-backend.js';
 import { Random } from '../tensor/random.js';
 import { generateProblem } from '../verify/problems.js';
 import { runAndCheck } from '../verify/run.js';
-import { type Command, choiceFlag, intFlag } from './command.js';
+import { backendFlag, type Command, intFlag } from './command.js';
 import { formatExp, formatNumber, formatTable } from './table.js';
 
 export const demoCommand: Command = {
@@ -16,7 +16,8 @@ Runs a realistic small MLA decode step (b = 4 sequences of about 1024 cached tok
 against the float64 CPU reference with FlashMLA's precision rule, and prints a table.
 Exit code 1 if any configuration does not match.
 
-  --backend   auto (default: the GPU if usable, else the CPU), cuda or cpu
+  --backend   auto (the GPU if usable, else the CPU), cuda or cpu; default:
+              $FLASHMLA_BACKEND if set, else auto
   --device    CUDA device ordinal (default 0)
   --seed      seed for the random inputs (default: fresh)`,
   options: {
@@ -26,7 +27,7 @@ Exit code 1 if any configuration does not match.
   },
   async run(values) {
     const backend = openBackend({
-      backend: choiceFlag('backend', values.backend, ['auto', 'cuda', 'cpu'] as const, 'auto'),
+      backend: backendFlag(values.backend),
       device: intFlag('device', values.device, 0),
     });
     const seed = intFlag('seed', values.seed, Random.freshSeed());

@@ -2,11 +2,18 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { defaultBackendChoice } from '../api/open-backend.js';
 import { CudaDevice } from '../cuda/device.js';
 import { formatDriverVersion } from '../cuda/driver.js';
 import { probeCuda } from '../cuda/probe.js';
-import { GpuUnavailableError } from '../errors.js';
-import { KERNEL_DIR, KernelSet, missingBinariesReason, readManifest } from '../kernels/binaries.js';
+import {
+  KERNEL_DIR,
+  KernelSet,
+  missingBinariesReason,
+  NO_BINARIES_FIX,
+  readManifest,
+} from '../cuda-backend/binaries.js';
+import { GpuUnavailableError, OptionError } from '../errors.js';
 import type { Command } from './command.js';
 
 export const infoCommand: Command = {
@@ -16,19 +23,23 @@ export const infoCommand: Command = {
 
 Prints the Node.js, flashmla and koffi versions, the NVIDIA driver version, every GPU (name,
 compute capability, SMs, memory), whether the kernel binaries are present and load, and for each
-backend that cannot run here, why, with the fix.
+backend that cannot run here, why, with the fix, and the backend chosen where none is named
+($FLASHMLA_BACKEND if set, else auto). Exit code 1 if FLASHMLA_BACKEND names no backend.
 
   --json   print the same as one JSON object`,
   options: { json: { type: 'boolean' } },
   async run(values) {
     const info = collectInfo();
+    const exitCode = info.defaultBackend.error === null ? 0 : 1;
     if (values.json) {
       console.log(JSON.stringify(info, null, 2));
-      return 0;
+      if (info.defaultBackend.error !== null)
+        console.error(`flashmla: ${info.defaultBackend.error}`);
+      return exitCode;
     }
     const lines = [
       `flashmla ${info.flashmla}   Node.js ${info.node}   koffi ${info.koffi ?? 'not installed'}`,
-      `kernel binaries: ${info.kernels.present ? `${KERNEL_DIR} (nvcc ${info.kernels.nvcc}, built ${info.kernels.builtAt})` : info.kernels.reason}`,
+      `kernel binaries: ${info.kernels.present ? `${KERNEL_DIR} (nvcc ${info.kernels.nvcc}, built ${info.kernels.builtAt})` : `${info.kernels.reason}\n        fix: ${info.kernels.fix}`}`,
       `NVIDIA driver: ${info.driver ?? 'not found'}`,
       ...info.gpus.map(
         (gpu) =>
@@ -38,19 +49,36 @@ backend that cannot run here, why, with the fix.
       'backends:',
       `  cuda  ${info.cuda.usable ? `usable (${info.cuda.detail})` : `not usable: ${info.cuda.detail}${info.cuda.fix ? `\n        fix: ${info.cuda.fix}` : ''}`}`,
       '  cpu   usable (float64 split-KV on the host; slow, for checking and machines without a GPU)',
-      `default ('auto'): ${info.cuda.usable ? 'cuda' : 'cpu'}`,
+      `default backend: ${describeDefault(info)}`,
     ];
     console.log(lines.join('\n'));
-    return 0;
+    if (info.defaultBackend.error !== null) console.error(`flashmla: ${info.defaultBackend.error}`);
+    return exitCode;
   },
 };
+
+function describeDefault(info: Info): string {
+  const { choice, setBy, error } = info.defaultBackend;
+  if (error !== null) return 'none: FLASHMLA_BACKEND names no backend (auto, cuda or cpu)';
+  const resolved = choice === 'auto' ? (info.cuda.usable ? 'cuda' : 'cpu') : choice;
+  return setBy === 'FLASHMLA_BACKEND'
+    ? `${resolved} (FLASHMLA_BACKEND=${choice})`
+    : `${resolved} (auto; set FLASHMLA_BACKEND or pass --backend to choose)`;
+}
 
 interface Info {
   flashmla: string;
   node: string;
   koffi: string | null;
   driver: string | null;
-  kernels: { present: boolean; reason: string | null; nvcc: string | null; builtAt: string | null };
+  kernels: {
+    present: boolean;
+    reason: string | null;
+    /** What would put them here, where they are missing. */
+    fix: string | null;
+    nvcc: string | null;
+    builtAt: string | null;
+  };
   gpus: {
     ordinal: number;
     name: string;
@@ -60,6 +88,13 @@ interface Info {
     kernelsLoad: true | string | null;
   }[];
   cuda: { usable: boolean; detail: string; fix: string };
+  /** The backend openBackend() and the commands use where none is named. */
+  defaultBackend: {
+    choice: 'auto' | 'cuda' | 'cpu' | null;
+    setBy: 'FLASHMLA_BACKEND' | 'default';
+    /** Why FLASHMLA_BACKEND is refused, or null. */
+    error: string | null;
+  };
 }
 
 function collectInfo(): Info {
@@ -86,11 +121,13 @@ function collectInfo(): Info {
     kernels: {
       present: !missing,
       reason: missing,
+      fix: missing ? NO_BINARIES_FIX : null,
       nvcc: manifest?.nvccVersion ?? null,
       builtAt: manifest?.builtAt ?? null,
     },
     gpus: [],
     cuda: { usable: false, detail: '', fix: '' },
+    defaultBackend: readDefaultBackend(),
   };
   const probe = probeCuda(0);
   if (!probe.ok) {
@@ -120,10 +157,20 @@ function collectInfo(): Info {
       info.cuda = {
         usable: false,
         detail: first?.kernelsLoad || 'kernels do not load',
-        fix: missing ? 'run `npm run build` where nvcc 13.0 is installed' : '',
+        fix: missing ? NO_BINARIES_FIX : '',
       };
   }
   return info;
+}
+
+function readDefaultBackend(): Info['defaultBackend'] {
+  try {
+    const { choice, from } = defaultBackendChoice();
+    return { choice, setBy: from ?? 'default', error: null };
+  } catch (error) {
+    if (!(error instanceof OptionError)) throw error;
+    return { choice: null, setBy: 'FLASHMLA_BACKEND', error: error.message };
+  }
 }
 
 function kernelsLoad(device: CudaDevice): true | string | null {

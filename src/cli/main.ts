@@ -45,12 +45,23 @@ export async function main(argv: string[]): Promise<number> {
       );
       return 2;
     }
-    if (error instanceof FlashMlaError) {
-      console.error(`flashmla: ${error.message}`);
+    if (error instanceof FlashMlaError || isSystemError(error)) {
+      // A library error or one from the operating system (a full disk, a file that vanished):
+      // the user's to fix, told in one line. Anything else is a bug and keeps its stack trace.
+      console.error(`flashmla: ${(error as Error).message}`);
       return 1;
     }
     throw error;
   }
+}
+
+/** An error Node made from a failed system call (`ENOSPC: no space left on device, write`). */
+function isSystemError(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    typeof (error as NodeJS.ErrnoException).code === 'string' &&
+    typeof (error as NodeJS.ErrnoException).syscall === 'string'
+  );
 }
 
 /**

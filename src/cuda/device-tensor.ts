@@ -1,7 +1,8 @@
 import { DisposedError, DtypeError, OptionError, ShapeError, StrideError } from '../errors.js';
-import { allocateHostArray, bytesPerElement, type DType } from '../tensor/dtype.js';
+import { allocateHostArray, bytesPerElement, checkDtypeName, type DType } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import {
+  checkShape,
   contiguousStrides,
   formatShape,
   isContiguous,
@@ -27,7 +28,8 @@ const NAN_BITS = { bf16: 0x7fc0, fp16: 0x7e00, float32: 0x7fc00000 } as const;
 /**
  * A tensor in GPU memory (DLPack's model): a device pointer, dtype, shape, element strides and a
  * byte offset. It owns its memory when made by empty(), fromHost() or adopt(), and borrows it
- * when made by wrap() (memory another library allocated; never freed here).
+ * when made by wrap() (memory another library allocated; never freed here). Owned memory is
+ * freed in stream order by dispose() (or `using`), or by a finalizer once the tensor is dropped.
  *
  * Reads back to the host wait on a stream, the device's default stream unless one is given:
  * the stream the kernels that wrote it ran on.
@@ -55,8 +57,10 @@ export class DeviceTensor implements Tensor {
     byteOffset: number,
     owner: DeviceBuffer | null,
   ) {
+    checkDtypeName('dtype', dtype);
+    checkShape('shape', shape);
     const finalStrides = strides ?? contiguousStrides(shape);
-    checkLayout(dtype, shape, finalStrides, byteOffset);
+    checkLayout(shape, finalStrides, byteOffset);
     const elementBytes = bytesPerElement(dtype);
     if (numel(shape) > 0) {
       if (base === 0n) throw new OptionError('ptr', 'a device pointer', '0x0 (null)');
@@ -79,11 +83,20 @@ export class DeviceTensor implements Tensor {
     this.owner = owner;
   }
 
-  /** A new contiguous tensor with uninitialized contents. */
-  static empty(device: CudaDevice, dtype: DType, shape: readonly number[]): DeviceTensor {
-    checkLayout(dtype, shape, contiguousStrides(shape), 0);
+  /**
+   * A new contiguous tensor with uninitialized contents, allocated in the order of `stream`
+   * (default: the device's default stream).
+   */
+  static empty(
+    device: CudaDevice,
+    dtype: DType,
+    shape: readonly number[],
+    stream?: CudaStream,
+  ): DeviceTensor {
+    checkDtypeName('dtype', dtype);
+    checkShape('shape', shape);
     return DeviceTensor.adopt(
-      DeviceBuffer.alloc(device, numel(shape) * bytesPerElement(dtype)),
+      DeviceBuffer.alloc(device, numel(shape) * bytesPerElement(dtype), stream),
       dtype,
       shape,
     );
@@ -92,7 +105,7 @@ export class DeviceTensor implements Tensor {
   /** Uploads `host` into a new contiguous tensor; the copy is enqueued on `stream`. */
   static fromHost(device: CudaDevice, host: HostTensor, stream?: CudaStream): DeviceTensor {
     const source = host.isContiguous() ? host : host.contiguous();
-    const tensor = DeviceTensor.empty(device, host.dtype, host.shape);
+    const tensor = DeviceTensor.empty(device, host.dtype, host.shape, stream);
     try {
       copyHostToDevice(
         tensor.storage(),
@@ -119,6 +132,13 @@ export class DeviceTensor implements Tensor {
     byteOffset = 0,
   ): DeviceTensor {
     device.assertUsable('DeviceTensor.wrap');
+    if (typeof ptr !== 'bigint' || ptr < 0n || ptr >= 2n ** 64n) {
+      throw new OptionError(
+        'ptr',
+        'a device address as a bigint (e.g. 0x7f0000000000n)',
+        typeof ptr === 'bigint' ? `0x${ptr.toString(16)}` : `${typeof ptr} ${String(ptr)}`,
+      );
+    }
     return new DeviceTensor(device, ptr, dtype, shape, strides, byteOffset, null);
   }
 
@@ -178,7 +198,16 @@ export class DeviceTensor implements Tensor {
       device: this.cudaDevice,
       ptr: this.ptr,
       bytes: storageSpan(this.shape, this.strides) * bytesPerElement(this.dtype),
+      buffer: this.owner,
     };
+  }
+
+  /**
+   * Declares that work enqueued on `stream` uses this tensor (see DeviceBuffer.useOn): the
+   * stream waits for the allocation, the free waits for the stream. Nothing for wrapped memory.
+   */
+  useOn(stream: CudaStream): void {
+    this.owner?.useOn(stream);
   }
 
   /**
@@ -227,11 +256,18 @@ export class DeviceTensor implements Tensor {
     }
   }
 
-  /** Frees the memory if this tensor owns it (idempotent); any later use throws DisposedError. */
+  /**
+   * Frees the memory if this tensor owns it, in stream order: after the work enqueued so far
+   * that uses it (idempotent). Any later use throws DisposedError.
+   */
   dispose(): void {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.owner?.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   private assertAlive(): void {
@@ -255,7 +291,7 @@ export function uploadHostTensorPreservingLayout(
 ): DeviceTensor {
   const elementBytes = bytesPerElement(host.dtype);
   const endElement = host.offset + storageSpan(host.shape, host.strides);
-  const buffer = DeviceBuffer.alloc(device, endElement * elementBytes);
+  const buffer = DeviceBuffer.alloc(device, endElement * elementBytes, stream);
   try {
     copyHostToDevice(buffer, host.data.subarray(0, endElement), stream);
     return DeviceTensor.adopt(
@@ -272,24 +308,15 @@ export function uploadHostTensorPreservingLayout(
 }
 
 function checkLayout(
-  dtype: DType,
   shape: readonly number[],
   strides: readonly number[],
   byteOffset: number,
 ): void {
-  if (!Object.hasOwn(NAN_BITS, dtype) && dtype !== 'int32') {
-    throw new DtypeError('dtype', 'bf16, fp16, float32 or int32', String(dtype));
-  }
-  for (const size of shape) {
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new ShapeError('shape', 'non-negative integer sizes', formatShape(shape));
-    }
-  }
-  if (strides.length !== shape.length) {
+  if (!Array.isArray(strides) || strides.length !== shape.length) {
     throw new StrideError(
       'strides',
       `${shape.length} strides for shape ${formatShape(shape)}`,
-      `${strides.length}`,
+      Array.isArray(strides) ? `${strides.length}` : String(strides),
     );
   }
   for (const stride of strides) {

@@ -1,4 +1,4 @@
-import { DeviceMismatchError, DisposedError, OptionError } from '../errors.js';
+import { DisposedError, OptionError } from '../errors.js';
 import {
   CUDA_ERROR_NOT_READY,
   CUDA_SUCCESS,
@@ -9,6 +9,7 @@ import {
   type Handle,
   initDriver,
   loadDriver,
+  MemPoolAttribute,
 } from './driver.js';
 import { CudaContextLostError, CudaError, type CudaFailure, isStickyCudaResult } from './errors.js';
 import { CudaStream } from './stream.js';
@@ -31,7 +32,28 @@ export interface DeviceProperties {
   readonly totalMemoryBytes: number;
   /** Typical SM clock in kHz; null where the driver does not report it. */
   readonly clockRateKHz: number | null;
+  /** Whether the stream-ordered allocator (cuMemAllocAsync, memory pools) works here. */
+  readonly memoryPoolsSupported: boolean;
 }
+
+/** What the device's memory pool holds, in bytes (cuMemPoolGetAttribute). */
+export interface MemoryPoolUsage {
+  /** Device memory the pool has reserved: in use, or freed and kept for reuse. */
+  readonly reservedBytes: number;
+  /** The most it has reserved since the device was opened. */
+  readonly reservedHighBytes: number;
+  /** Allocated from the pool and not yet freed (in stream order). */
+  readonly usedBytes: number;
+  readonly usedHighBytes: number;
+}
+
+/**
+ * The release threshold set on the device's memory pool: UINT64_MAX, so that memory freed in
+ * stream order stays in the pool for the next allocation instead of going back to the driver
+ * at every synchronisation (the default, 0, would make each decode step's allocations map
+ * fresh memory again).
+ */
+const KEEP_FREED_MEMORY = 2n ** 64n - 1n;
 
 const CUDA_ERROR_NO_DEVICE = 100;
 
@@ -105,6 +127,7 @@ export function readDeviceProperties(ordinal: number): DeviceProperties {
     l2CacheBytes: attribute(DeviceAttribute.L2_CACHE_SIZE),
     totalMemoryBytes: Number(totalBytes[0]),
     clockRateKHz,
+    memoryPoolsSupported: attribute(DeviceAttribute.MEMORY_POOLS_SUPPORTED) === 1,
   };
 }
 
@@ -136,6 +159,9 @@ export class CudaDevice implements DeviceProperties {
   readonly l2CacheBytes: number;
   readonly totalMemoryBytes: number;
   readonly clockRateKHz: number | null;
+  readonly memoryPoolsSupported: boolean;
+  /** The device's default memory pool (a CUmemoryPool): every DeviceBuffer comes from it. */
+  readonly memoryPool: Handle;
 
   private readonly driver: CudaDriver;
   /** The CUdevice handle (cuDeviceGet), needed again to release the primary context. */
@@ -143,6 +169,8 @@ export class CudaDevice implements DeviceProperties {
   private readonly context: Handle;
   private stream: CudaStream | undefined;
   private lost: CudaFailure | null = null;
+  private readonly waitChecks: ((stream: CudaStream | null) => void)[] = [];
+  private runningWaitChecks = false;
   private isDisposed = false;
 
   private constructor(
@@ -150,10 +178,12 @@ export class CudaDevice implements DeviceProperties {
     properties: DeviceProperties,
     cuDevice: number,
     context: Handle,
+    memoryPool: Handle,
   ) {
     this.driver = driver;
     this.cuDevice = cuDevice;
     this.context = context;
+    this.memoryPool = memoryPool;
     this.ordinal = properties.ordinal;
     this.name = properties.name;
     this.computeCapability = properties.computeCapability;
@@ -163,6 +193,7 @@ export class CudaDevice implements DeviceProperties {
     this.l2CacheBytes = properties.l2CacheBytes;
     this.totalMemoryBytes = properties.totalMemoryBytes;
     this.clockRateKHz = properties.clockRateKHz;
+    this.memoryPoolsSupported = properties.memoryPoolsSupported;
   }
 
   static count(): number {
@@ -183,7 +214,24 @@ export class CudaDevice implements DeviceProperties {
     check(driver.cuDeviceGet(deviceOut, ordinal), 'cuDeviceGet');
     const contextOut = new BigUint64Array(1);
     check(driver.cuDevicePrimaryCtxRetain(contextOut, deviceOut[0]), 'cuDevicePrimaryCtxRetain');
-    const device = new CudaDevice(driver, properties, deviceOut[0], contextOut[0]);
+    // The pool calls below run with the new context current, as every later call does.
+    check(driver.cuCtxSetCurrent(contextOut[0]), 'cuCtxSetCurrent');
+    currentContext = contextOut[0];
+    const poolOut = new BigUint64Array(1);
+    check(driver.cuDeviceGetDefaultMemPool(poolOut, deviceOut[0]), 'cuDeviceGetDefaultMemPool');
+    const threshold = new BigUint64Array(1);
+    check(
+      driver.cuMemPoolGetAttribute(poolOut[0], MemPoolAttribute.RELEASE_THRESHOLD, threshold),
+      'cuMemPoolGetAttribute',
+    );
+    if (threshold[0] < KEEP_FREED_MEMORY) {
+      threshold[0] = KEEP_FREED_MEMORY;
+      check(
+        driver.cuMemPoolSetAttribute(poolOut[0], MemPoolAttribute.RELEASE_THRESHOLD, threshold),
+        'cuMemPoolSetAttribute',
+      );
+    }
+    const device = new CudaDevice(driver, properties, deviceOut[0], contextOut[0], poolOut[0]);
     CudaDevice.opened.set(ordinal, device);
     return device;
   }
@@ -217,6 +265,29 @@ export class CudaDevice implements DeviceProperties {
   /** Waits for all work on every stream of this device. */
   synchronize(): void {
     this.call('cuCtxSynchronize', (cu) => cu.cuCtxSynchronize());
+    this.afterWait(null);
+  }
+
+  /**
+   * Registers a check to run after each wait for this device's work (its synchronize(), a
+   * stream's synchronize(), wait() or idle query()): how a layer above raises, at the next
+   * synchronisation, errors its kernels reported in device memory. A check learns which stream
+   * was waited for (null: the whole device); it may throw, and it may wait itself (checks do not
+   * run again inside a check).
+   */
+  addWaitCheck(check: (stream: CudaStream | null) => void): void {
+    this.waitChecks.push(check);
+  }
+
+  /** Runs the registered wait checks (the CUDA layer calls this after every wait). */
+  afterWait(stream: CudaStream | null): void {
+    if (this.runningWaitChecks || this.waitChecks.length === 0) return;
+    this.runningWaitChecks = true;
+    try {
+      for (const check of this.waitChecks) check(stream);
+    } finally {
+      this.runningWaitChecks = false;
+    }
   }
 
   memoryInfo(): { freeBytes: number; totalBytes: number } {
@@ -226,14 +297,35 @@ export class CudaDevice implements DeviceProperties {
     return { freeBytes: Number(free[0]), totalBytes: Number(total[0]) };
   }
 
+  memoryPoolUsage(): MemoryPoolUsage {
+    const value = new BigUint64Array(1);
+    const read = (attribute: number): number => {
+      this.call('cuMemPoolGetAttribute', (cu) =>
+        cu.cuMemPoolGetAttribute(this.memoryPool, attribute, value),
+      );
+      return Number(value[0]);
+    };
+    return {
+      reservedBytes: read(MemPoolAttribute.RESERVED_MEM_CURRENT),
+      reservedHighBytes: read(MemPoolAttribute.RESERVED_MEM_HIGH),
+      usedBytes: read(MemPoolAttribute.USED_MEM_CURRENT),
+      usedHighBytes: read(MemPoolAttribute.USED_MEM_HIGH),
+    };
+  }
+
   /**
-   * Destroys the default stream and releases the primary context (the driver destroys it, and
-   * every allocation in it, once no one else retains it). Objects created on this device become
-   * unusable; their dispose() then does nothing. A later open() starts afresh.
+   * Waits for the device, gives the memory its pool keeps for reuse back to the driver,
+   * destroys the default stream and releases the primary context (the driver destroys it once
+   * no one else retains it). Objects created on this device become unusable; their dispose()
+   * then does nothing. A later open() starts afresh.
    */
   dispose(): void {
     if (this.isDisposed) return;
     try {
+      if (this.lost === null) {
+        this.synchronize();
+        this.call('cuMemPoolTrimTo', (cu) => cu.cuMemPoolTrimTo(this.memoryPool, 0));
+      }
       this.stream?.dispose();
     } finally {
       this.isDisposed = true;
@@ -302,16 +394,5 @@ export class CudaDevice implements DeviceProperties {
       throw new CudaContextLostError(this.ordinal, failure);
     }
     throw new CudaError(failure);
-  }
-}
-
-/** Throws DeviceMismatchError unless `actual` is `expected` (streams, events, buffers...). */
-export function assertSameDevice(argument: string, expected: CudaDevice, actual: CudaDevice): void {
-  if (actual !== expected) {
-    throw new DeviceMismatchError(
-      argument,
-      `an object of cuda:${expected.ordinal}`,
-      `one of cuda:${actual.ordinal}${actual.ordinal === expected.ordinal ? ' (a disposed and reopened device)' : ''}`,
-    );
   }
 }

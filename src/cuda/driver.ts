@@ -23,6 +23,8 @@ type Koffi = typeof import('koffi');
 export type Handle = bigint;
 /** A CUdeviceptr: a 64-bit device address. */
 export type DevicePointer = bigint;
+/** The address of host memory the driver reads in place (a NativeBlock's); 0n is NULL. */
+export type HostAddress = bigint;
 
 /** The driver functions we call, each with its C prototype's argument order. */
 export interface CudaDriver {
@@ -43,8 +45,17 @@ export interface CudaDriver {
   cuCtxSynchronize(): number;
   cuMemGetInfo_v2(free: BigUint64Array, total: BigUint64Array): number;
 
-  cuMemAlloc_v2(pointer: BigUint64Array, bytes: number): number;
-  cuMemFree_v2(pointer: DevicePointer): number;
+  cuDeviceGetDefaultMemPool(pool: BigUint64Array, device: number): number;
+  cuMemPoolGetAttribute(pool: Handle, attribute: number, value: BigUint64Array): number;
+  cuMemPoolSetAttribute(pool: Handle, attribute: number, value: BigUint64Array): number;
+  cuMemPoolTrimTo(pool: Handle, minBytesToKeep: number): number;
+  cuMemAllocFromPoolAsync(
+    pointer: BigUint64Array,
+    bytes: number,
+    pool: Handle,
+    stream: Handle,
+  ): number;
+  cuMemFreeAsync(pointer: DevicePointer, stream: Handle): number;
   cuMemcpyHtoDAsync_v2(dst: DevicePointer, src: Uint8Array, bytes: number, stream: Handle): number;
   cuMemcpyDtoHAsync_v2(dst: Uint8Array, src: DevicePointer, bytes: number, stream: Handle): number;
   cuMemcpyDtoDAsync_v2(
@@ -85,13 +96,13 @@ export interface CudaDriver {
     blockZ: number,
     sharedBytes: number,
     stream: Handle,
-    kernelParams: Uint8Array[] | null,
+    kernelParams: HostAddress,
     extra: null,
   ): number;
   cuLaunchKernelEx(
-    config: Uint8Array,
+    config: HostAddress,
     func: Handle,
-    kernelParams: Uint8Array[] | null,
+    kernelParams: HostAddress,
     extra: null,
   ): number;
   cuTensorMapEncodeTiled(
@@ -142,8 +153,13 @@ const PROTOTYPES: Record<keyof CudaDriver, string> = {
   cuCtxSynchronize: 'int cuCtxSynchronize()',
   cuMemGetInfo_v2: 'int cuMemGetInfo_v2(void *free, void *total)',
 
-  cuMemAlloc_v2: 'int cuMemAlloc_v2(void *pointer, size_t bytes)',
-  cuMemFree_v2: 'int cuMemFree_v2(uint64_t pointer)',
+  cuDeviceGetDefaultMemPool: 'int cuDeviceGetDefaultMemPool(void *pool, int device)',
+  cuMemPoolGetAttribute: 'int cuMemPoolGetAttribute(void *pool, int attribute, void *value)',
+  cuMemPoolSetAttribute: 'int cuMemPoolSetAttribute(void *pool, int attribute, void *value)',
+  cuMemPoolTrimTo: 'int cuMemPoolTrimTo(void *pool, size_t minBytesToKeep)',
+  cuMemAllocFromPoolAsync:
+    'int cuMemAllocFromPoolAsync(void *pointer, size_t bytes, void *pool, void *stream)',
+  cuMemFreeAsync: 'int cuMemFreeAsync(uint64_t pointer, void *stream)',
   cuMemcpyHtoDAsync_v2:
     'int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t bytes, void *stream)',
   cuMemcpyDtoHAsync_v2:
@@ -195,6 +211,7 @@ const PROTOTYPES: Record<keyof CudaDriver, string> = {
 };
 
 export const CUDA_SUCCESS = 0;
+export const CUDA_ERROR_OUT_OF_MEMORY = 2;
 export const CUDA_ERROR_NOT_READY = 600;
 
 /** CUdevice_attribute values used here (cuda.h, CUDA 13.0). */
@@ -206,6 +223,16 @@ export const DeviceAttribute = {
   COMPUTE_CAPABILITY_MINOR: 76,
   MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: 81,
   MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: 97,
+  MEMORY_POOLS_SUPPORTED: 115,
+} as const;
+
+/** CUmemPool_attribute values (the byte counts are cuuint64_t). */
+export const MemPoolAttribute = {
+  RELEASE_THRESHOLD: 4,
+  RESERVED_MEM_CURRENT: 5,
+  RESERVED_MEM_HIGH: 6,
+  USED_MEM_CURRENT: 7,
+  USED_MEM_HIGH: 8,
 } as const;
 
 /** CUfunction_attribute values. */
@@ -347,12 +374,30 @@ export function check(result: number, call: string): void {
   if (result !== CUDA_SUCCESS) throw new CudaError(cudaFailure(result, call));
 }
 
+/** Host memory that never moves, for structs the driver reads by address (see allocateNativeBlock). */
+export interface NativeBlock {
+  readonly address: HostAddress;
+  /** The block's bytes, written in place from JavaScript. */
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
+
 /**
- * The host address of a typed array's first byte, for driver structs that hold pointers to
- * other host memory (CUlaunchConfig.attrs). Valid while the array is alive.
+ * Allocates `size` bytes of zeroed native memory (8-byte aligned) with a view over them: what a
+ * launch hands the driver by address (the parameter struct, the array pointing at it, the launch
+ * config), written in place each time instead of being marshalled from JavaScript arrays. Free
+ * it with freeNativeBlock.
  */
-export function hostAddress(view: ArrayBufferView): bigint {
-  return loadBinding().koffi.address(view);
+export function allocateNativeBlock(size: number): NativeBlock {
+  const { koffi } = loadBinding();
+  const address = koffi.alloc('uint64_t', Math.ceil(size / 8)) as bigint;
+  const bytes = new Uint8Array(koffi.view(address, size));
+  bytes.fill(0);
+  return { address, bytes, view: new DataView(bytes.buffer) };
+}
+
+export function freeNativeBlock(block: NativeBlock): void {
+  loadBinding().koffi.free(block.address);
 }
 
 let tensorMapScratch: bigint | undefined;

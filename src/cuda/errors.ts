@@ -1,4 +1,5 @@
-import { FlashMlaError } from '../errors.js';
+import { DeviceMismatchError, FlashMlaError } from '../errors.js';
+import type { CudaDevice } from './device.js';
 
 /** What the driver said about one failed call. */
 export interface CudaFailure {
@@ -82,4 +83,15 @@ export function isStickyCudaResult(result: number): boolean {
 
 export function describeCudaFailure(failure: CudaFailure): string {
   return `${failure.call} failed with ${failure.resultName} (${failure.result}): ${failure.driverMessage}`;
+}
+
+/** Throws DeviceMismatchError unless `actual` is `expected` (streams, events, buffers...). */
+export function assertSameDevice(argument: string, expected: CudaDevice, actual: CudaDevice): void {
+  if (actual !== expected) {
+    throw new DeviceMismatchError(
+      argument,
+      `an object of cuda:${expected.ordinal}`,
+      `one of cuda:${actual.ordinal}${actual.ordinal === expected.ordinal ? ' (a disposed and reopened device)' : ''}`,
+    );
+  }
 }

@@ -1,6 +1,8 @@
 import { DisposedError, OptionError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import { checkOptionKeys } from '../options.js';
+import type { CudaDevice } from './device.js';
 import { CU_EVENT_DEFAULT, CU_EVENT_DISABLE_TIMING, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import { pollUntil } from './poll.js';
 import type { CudaStream } from './stream.js';
 
@@ -8,6 +10,8 @@ export interface EventOptions {
   /** Record timestamps so that elapsedMs() works (default true); off is cheaper to record. */
   timing?: boolean;
 }
+
+const EVENT_OPTION_KEYS: ReadonlySet<string> = new Set<keyof EventOptions>(['timing']);
 
 /** A CUDA event: a marker in a stream, for waiting and timing. */
 export class CudaEvent {
@@ -23,6 +27,7 @@ export class CudaEvent {
   }
 
   static create(device: CudaDevice, options: EventOptions = {}): CudaEvent {
+    checkOptionKeys('options', options, EVENT_OPTION_KEYS);
     const timing = options.timing ?? true;
     const handle = new BigUint64Array(1);
     const flags = timing ? CU_EVENT_DEFAULT : CU_EVENT_DISABLE_TIMING;
@@ -91,5 +96,9 @@ export class CudaEvent {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.device.release('cuEventDestroy_v2', (cu) => cu.cuEventDestroy_v2(this.eventHandle));
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

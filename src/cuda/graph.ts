@@ -2,31 +2,45 @@
  * CUDA graphs by stream capture: record a decode step once, replay it with one launch.
  *
  * Capture uses CU_STREAM_CAPTURE_MODE_THREAD_LOCAL. It forbids, on the capturing thread, the
- * calls that are unsafe during capture (cuMemAlloc, for one, which a graph would not replay), so
- * a captured call that allocates fails loudly instead of recording a graph that is wrong on
- * replay; that thread is the only one that calls our driver binding. GLOBAL mode would also
- * forbid those calls on other threads of the process, breaking unrelated CUDA users (a
- * runtime-API library on its own thread) for no gain of ours.
+ * calls that are unsafe during capture (synchronous ones such as cuMemAlloc), so a captured call
+ * that makes one fails loudly instead of recording a graph that is wrong on replay; that thread
+ * is the only one that calls our driver binding. GLOBAL mode would also forbid those calls on
+ * other threads of the process, breaking unrelated CUDA users (a runtime-API library on its own
+ * thread) for no gain of ours. Stream-ordered allocations are not among them (a graph records
+ * them as allocation nodes), so the allocator itself refuses to allocate on a capturing stream
+ * (memory.ts): a graph never owns memory of ours.
  */
 
 import { DisposedError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import { CU_STREAM_CAPTURE_MODE_THREAD_LOCAL, type Handle } from './driver.js';
-import type { CudaStream } from './stream.js';
+import { assertSameDevice } from './errors.js';
+import { freeDeferredAllocations } from './memory.js';
+import { type CudaStream, setCapturing } from './stream.js';
 
-/** Starts recording the work enqueued on `stream` instead of running it. */
+/**
+ * Starts recording the work enqueued on `stream` instead of running it. Until endCapture(),
+ * nothing may be allocated on the stream (the graph would own the memory), and memory freed
+ * meanwhile is freed once the capture ends (a free would be recorded too).
+ */
 export function beginCapture(stream: CudaStream): void {
   const handle = stream.handle;
   stream.device.call('cuStreamBeginCapture_v2', (cu) =>
     cu.cuStreamBeginCapture_v2(handle, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
   );
+  setCapturing(stream, true);
 }
 
 /** Ends the capture begun on `stream` and returns what it recorded. */
 export function endCapture(stream: CudaStream): CudaGraph {
   const handle = stream.handle;
   const graph = new BigUint64Array(1);
-  stream.device.call('cuStreamEndCapture', (cu) => cu.cuStreamEndCapture(handle, graph));
+  try {
+    stream.device.call('cuStreamEndCapture', (cu) => cu.cuStreamEndCapture(handle, graph));
+  } finally {
+    setCapturing(stream, false);
+    freeDeferredAllocations();
+  }
   return new CudaGraph(stream.device, graph[0]);
 }
 
@@ -82,6 +96,10 @@ export class CudaGraph {
     this.isDisposed = true;
     this.device.release('cuGraphDestroy', (cu) => cu.cuGraphDestroy(this.graphHandle));
   }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }
 
 /** An instantiated graph: each launch() enqueues the whole recorded work on a stream. */
@@ -115,5 +133,9 @@ export class CudaGraphExec {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.device.release('cuGraphExecDestroy', (cu) => cu.cuGraphExecDestroy(this.execHandle));
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

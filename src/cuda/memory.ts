@@ -8,45 +8,241 @@
  * device-to-host copy once they have arrived (after the work before it on the stream). That is
  * acceptable for this library, whose hot path never copies to or from the host; the stream still
  * keeps each host view referenced until the copy is known to be done, so nothing depends on it.
+ *
+ * Allocations are stream-ordered, from the device's memory pool (cuMemAllocFromPoolAsync and
+ * cuMemFreeAsync): allocating and freeing never waits for the GPU, and memory freed on a stream
+ * is reused by the next allocation once the work before the free is done. A buffer is freed on
+ * the stream it was allocated on, after the work of every other stream it was used on
+ * (useOn()); dispose() frees it at once in that order, and a buffer the program drops without
+ * disposing is freed the same way by a finalizer.
  */
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { DisposedError, LimitError, OptionError, ShapeError, StrideError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
-import type { DevicePointer } from './driver.js';
-import type { CudaStream } from './stream.js';
+import type { CudaDevice } from './device.js';
+import { CUDA_ERROR_OUT_OF_MEMORY, type DevicePointer } from './driver.js';
+import { assertSameDevice, CudaError } from './errors.js';
+import { CudaEvent } from './event.js';
+import { anyStreamCapturing, type CudaStream } from './stream.js';
+
+/**
+ * Why nothing is allocated on a stream while it captures a graph (the graph would own the memory
+ * and allocate it again at each replay), with what to do instead: every refusal says this.
+ */
+export const NO_ALLOCATION_WHILE_CAPTURING =
+  'nothing is allocated on a stream while it captures a graph (compute the metadata and allocate out and lse before the capture)';
 
 /** A byte range of device memory on one device: an allocation, part of one, or foreign memory. */
 export interface DeviceSpan {
   readonly device: CudaDevice;
   readonly ptr: DevicePointer;
   readonly bytes: number;
+  /** The allocation the range lies in, told of every stream that uses it; absent for foreign memory. */
+  readonly buffer?: DeviceBuffer | null;
 }
 
-/** An allocation made with cuMemAlloc (256-byte aligned), freed by dispose(). */
+/**
+ * One pool allocation and what freeing it needs. It is kept apart from its DeviceBuffer so that
+ * the finalizer, which runs once the buffer is unreachable, still has it.
+ */
+class Allocation {
+  readonly device: CudaDevice;
+  readonly ptr: DevicePointer;
+  readonly bytes: number;
+  /** The stream it was allocated on: it is freed there. */
+  readonly stream: CudaStream;
+  /** Other streams that used it: its free waits for their work too. */
+  private otherStreams: CudaStream[] | null = null;
+  private freed = false;
+
+  constructor(device: CudaDevice, ptr: DevicePointer, bytes: number, stream: CudaStream) {
+    this.device = device;
+    this.ptr = ptr;
+    this.bytes = bytes;
+    this.stream = stream;
+  }
+
+  useOn(stream: CudaStream): void {
+    if (stream === this.stream || this.otherStreams?.includes(stream)) return;
+    assertSameDevice('stream', this.device, stream.device);
+    // The allocation is ordered on its own stream only: the other stream must not touch the
+    // memory before the allocation (and the free of whatever used it before) is done. A wait
+    // across a graph capture's boundary is not allowed; memory a capture uses was allocated
+    // before it began, and the graph runs later still.
+    if (this.stream.disposed) this.device.synchronize();
+    else if (!stream.capturing && !this.stream.capturing) waitForStream(stream, this.stream);
+    this.otherStreams ??= [];
+    this.otherStreams.push(stream);
+  }
+
+  /**
+   * Enqueues the free. While a stream involved is capturing a graph the free would be recorded
+   * instead of run, so it waits (freeDeferredAllocations) until the capture ends. Nothing is
+   * left to free once the device is disposed (its context is gone) or lost.
+   */
+  free(): void {
+    if (this.freed) return;
+    if (this.device.disposed || this.device.poisoned) {
+      this.freed = true;
+      liveBytes -= this.bytes;
+      return;
+    }
+    const others = this.otherStreams;
+    let gone = this.stream.disposed;
+    let capturing = this.stream.capturing;
+    if (others !== null) {
+      for (const other of others) {
+        gone ||= other.disposed;
+        capturing ||= other.capturing;
+      }
+    }
+    if (capturing || (gone && anyStreamCapturing())) {
+      deferredFrees.add(this);
+      return;
+    }
+    this.freed = true;
+    if (deferredFrees.size > 0) deferredFrees.delete(this);
+    liveBytes -= this.bytes;
+    let on = this.stream;
+    if (gone) {
+      // A destroyed stream can no longer be waited for in order: wait for the whole device.
+      this.device.synchronize();
+      on = this.device.defaultStream;
+    } else if (others !== null) {
+      for (const other of others) waitForStream(on, other);
+    }
+    const streamHandle = on.handle;
+    const ptr = this.ptr;
+    this.device.release('cuMemFreeAsync', (cu) => cu.cuMemFreeAsync(ptr, streamHandle));
+  }
+}
+
+/** Frees that waited for a graph capture to end. */
+const deferredFrees = new Set<Allocation>();
+
+/** Enqueues the frees that waited for a capture, where no stream they involve still captures. */
+export function freeDeferredAllocations(): void {
+  for (const allocation of [...deferredFrees]) allocation.free();
+}
+
+/** Makes work enqueued on `waiter` from now on wait for the work enqueued on `waited` so far. */
+function waitForStream(waiter: CudaStream, waited: CudaStream): void {
+  const event = CudaEvent.create(waiter.device, { timing: false });
+  try {
+    event.record(waited);
+    waiter.waitFor(event);
+  } finally {
+    event.dispose();
+  }
+}
+
+/**
+ * Frees the allocation of a buffer the program dropped without dispose(). A finalizer must not
+ * throw (the process would exit), so a failure becomes a warning.
+ */
+const finalizer = new FinalizationRegistry<Allocation>((allocation) => {
+  try {
+    allocation.free();
+  } catch (error) {
+    process.emitWarning(
+      `flashmla: freeing ${allocation.bytes} bytes of a dropped device buffer failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+});
+
+/**
+ * V8 collects by JavaScript heap growth, and a dropped buffer is a few hundred bytes of heap
+ * that hold megabytes of device memory: a loop that never disposes could fill the GPU long
+ * before a collection finds its garbage. So each time 1/GC_PRESSURE_DIVISOR of a device's
+ * memory has been allocated and not disposed, a full collection runs; the finalizers of what it
+ * found then free in stream order as soon as the event loop turns.
+ */
+const GC_PRESSURE_DIVISOR = 64;
+let undisposedSinceCollection = 0;
+/** Bytes allocated and not yet freed, for the message of an out-of-memory error. */
+let liveBytes = 0;
+let collectGarbage: (() => void) | null | undefined;
+
+function noteUndisposed(device: CudaDevice, bytes: number): void {
+  undisposedSinceCollection += bytes;
+  if (undisposedSinceCollection < device.totalMemoryBytes / GC_PRESSURE_DIVISOR) return;
+  undisposedSinceCollection = 0;
+  collectGarbage ??= findGarbageCollector();
+  collectGarbage?.();
+}
+
+/** V8's gc(): the global one under --expose-gc, else one exposed now (flags set late reach new contexts only). */
+function findGarbageCollector(): (() => void) | null {
+  const global = (globalThis as { gc?: () => void }).gc;
+  if (typeof global === 'function') return global;
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    return typeof gc === 'function' ? (gc as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The out-parameter of cuMemAllocFromPoolAsync, reused: the allocation path allocates no arrays. */
+const allocatedPointer = new BigUint64Array(1);
+
+/** A pool allocation (256-byte aligned), freed in stream order by dispose() or, once dropped, by a finalizer. */
 export class DeviceBuffer implements DeviceSpan {
   readonly device: CudaDevice;
   readonly bytes: number;
-  private readonly address: DevicePointer;
+  /** null for a zero-byte buffer, which owns no memory. */
+  private readonly allocation: Allocation | null;
   private isDisposed = false;
 
-  private constructor(device: CudaDevice, address: DevicePointer, bytes: number) {
+  private constructor(device: CudaDevice, allocation: Allocation | null, bytes: number) {
     this.device = device;
-    this.address = address;
+    this.allocation = allocation;
     this.bytes = bytes;
   }
 
-  /** Allocates `bytes` of uninitialized device memory (a zero-byte buffer has ptr 0n). */
-  static alloc(device: CudaDevice, bytes: number): DeviceBuffer {
+  /**
+   * Allocates `bytes` of uninitialized device memory, ordered on `stream` (default: the device's
+   * default stream): work on that stream may use it at once, work on another stream once the
+   * buffer is told with useOn(). A zero-byte buffer has ptr 0n.
+   */
+  static alloc(device: CudaDevice, bytes: number, stream?: CudaStream): DeviceBuffer {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
       throw new LimitError('bytes', 'a non-negative integer byte count', String(bytes));
     }
     if (bytes === 0) {
-      device.assertUsable('cuMemAlloc_v2');
-      return new DeviceBuffer(device, 0n, 0);
+      device.assertUsable('cuMemAllocFromPoolAsync');
+      return new DeviceBuffer(device, null, 0);
     }
-    const pointer = new BigUint64Array(1);
-    device.call('cuMemAlloc_v2', (cu) => cu.cuMemAlloc_v2(pointer, bytes));
-    return new DeviceBuffer(device, pointer[0], bytes);
+    const on = streamFor(device, stream);
+    if (on.capturing) {
+      throw new OptionError(
+        'stream',
+        `a stream that is not capturing a graph: ${NO_ALLOCATION_WHILE_CAPTURING}`,
+        `an allocation of ${bytes} bytes on the capturing stream`,
+      );
+    }
+    const pointer = allocatedPointer;
+    const streamHandle = on.handle;
+    const pool = device.memoryPool;
+    try {
+      device.call('cuMemAllocFromPoolAsync', (cu) =>
+        cu.cuMemAllocFromPoolAsync(pointer, bytes, pool, streamHandle),
+      );
+    } catch (error) {
+      if (!(error instanceof CudaError) || error.result !== CUDA_ERROR_OUT_OF_MEMORY) throw error;
+      throw new CudaError(
+        error,
+        `${error.message} (allocating ${bytes} bytes on cuda:${device.ordinal}, where ${liveBytes} bytes are allocated and not yet freed: dispose() tensors you are done with, or let the event loop run so that dropped ones are freed)`,
+      );
+    }
+    const allocation = new Allocation(device, pointer[0], bytes, on);
+    liveBytes += bytes;
+    const buffer = new DeviceBuffer(device, allocation, bytes);
+    finalizer.register(buffer, allocation, allocation);
+    noteUndisposed(device, bytes);
+    return buffer;
   }
 
   get ptr(): DevicePointer {
@@ -55,20 +251,39 @@ export class DeviceBuffer implements DeviceSpan {
         `a device buffer of ${this.bytes} bytes on cuda:${this.device.ordinal} was disposed`,
       );
     }
-    return this.address;
+    return this.allocation?.ptr ?? 0n;
+  }
+
+  /** The buffer is its own allocation (DeviceSpan). */
+  get buffer(): DeviceBuffer {
+    return this;
   }
 
   get disposed(): boolean {
     return this.isDisposed;
   }
 
-  /** Frees the memory (idempotent). Work still enqueued that uses it must be waited for first. */
+  /**
+   * Declares that work enqueued on `stream` from now on uses this memory: the stream first
+   * waits for the allocation, and the free will wait for the stream's work. Copies, fills and
+   * the decode calls do this for the buffers they are given.
+   */
+  useOn(stream: CudaStream): void {
+    if (!this.isDisposed) this.allocation?.useOn(stream);
+  }
+
+  /** Frees the memory in stream order, after the work enqueued so far that uses it (idempotent). */
   dispose(): void {
     if (this.isDisposed) return;
     this.isDisposed = true;
-    if (this.address !== 0n) {
-      this.device.release('cuMemFree_v2', (cu) => cu.cuMemFree_v2(this.address));
-    }
+    if (this.allocation === null) return;
+    finalizer.unregister(this.allocation);
+    undisposedSinceCollection = Math.max(0, undisposedSinceCollection - this.bytes);
+    this.allocation.free();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -93,7 +308,7 @@ export function subspan(span: DeviceSpan, byteOffset: number, bytes: number): De
       `bytes [${byteOffset}, ${byteOffset + bytes})`,
     );
   }
-  return { device: span.device, ptr: span.ptr + BigInt(byteOffset), bytes };
+  return { device: span.device, ptr: span.ptr + BigInt(byteOffset), bytes, buffer: span.buffer };
 }
 
 /** Enqueues a copy of all of `src` to the start of `dst`. */
@@ -101,6 +316,7 @@ export function copyHostToDevice(dst: DeviceSpan, src: ArrayBufferView, stream?:
   const on = streamFor(dst.device, stream);
   checkFits('src', src.byteLength, 'dst', dst.bytes);
   if (src.byteLength === 0) return;
+  dst.buffer?.useOn(on);
   const bytes = bytesOf(src);
   const dstPointer = dst.ptr;
   const streamHandle = on.handle;
@@ -124,6 +340,7 @@ export function copyDeviceToHost(dst: ArrayBufferView, src: DeviceSpan, stream?:
   const on = streamFor(src.device, stream);
   checkFits('dst', dst.byteLength, 'src', src.bytes);
   if (dst.byteLength === 0) return;
+  src.buffer?.useOn(on);
   const bytes = bytesOf(dst);
   const srcPointer = src.ptr;
   const streamHandle = on.handle;
@@ -148,6 +365,8 @@ export function copyDeviceToDevice(dst: DeviceSpan, src: DeviceSpan, stream?: Cu
   const on = streamFor(dst.device, stream);
   checkFits('src', src.bytes, 'dst', dst.bytes);
   if (src.bytes === 0) return;
+  dst.buffer?.useOn(on);
+  src.buffer?.useOn(on);
   const dstPointer = dst.ptr;
   const srcPointer = src.ptr;
   const streamHandle = on.handle;
@@ -194,6 +413,7 @@ export function fill(dst: DeviceSpan, width: FillWidth, value: number, stream?: 
       `0x${pointer.toString(16)}`,
     );
   }
+  dst.buffer?.useOn(on);
   const count = dst.bytes / elementBytes;
   const streamHandle = on.handle;
   switch (width) {

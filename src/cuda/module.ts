@@ -1,11 +1,15 @@
 import { DisposedError, LimitError, OptionError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import type { CudaDevice } from './device.js';
 import {
+  allocateNativeBlock,
   CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
   FunctionAttribute,
+  freeNativeBlock,
   type Handle,
-  hostAddress,
+  type HostAddress,
+  type NativeBlock,
 } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import type { CudaStream } from './stream.js';
 
 /** A loaded cubin (cuModuleLoadData). Unloading it invalidates its functions. */
@@ -64,6 +68,7 @@ export class CudaModule {
   dispose(): void {
     if (this.isDisposed) return;
     this.isDisposed = true;
+    for (const func of this.functions.values()) func.releaseLaunchBlock();
     this.functions.clear();
     this.device.release('cuModuleUnload', (cu) => cu.cuModuleUnload(this.moduleHandle));
   }
@@ -200,13 +205,63 @@ export function encodeProgrammaticLaunchConfig(
   }
   target.fill(0);
   const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
-  const fields = [...launch.grid, ...launch.block, launch.sharedBytes];
-  for (const [index, value] of fields.entries()) view.setUint32(index * 4, value, true);
-  view.setBigUint64(32, launch.stream, true);
+  writeLaunchShape(view, launch.grid, launch.block, launch.sharedBytes, launch.stream);
   view.setBigUint64(40, targetAddress + BigInt(ATTRIBUTE_OFFSET), true);
   view.setUint32(48, 1, true);
   view.setUint32(ATTRIBUTE_OFFSET, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
   view.setInt32(ATTRIBUTE_OFFSET + 8, 1, true);
+}
+
+/** The per-launch fields of a CUlaunchConfig at the start of `view`: grid, block, shared bytes, stream. */
+function writeLaunchShape(
+  view: DataView,
+  grid: Dim3,
+  block: Dim3,
+  sharedBytes: number,
+  stream: Handle,
+): void {
+  view.setUint32(0, grid[0], true);
+  view.setUint32(4, grid[1], true);
+  view.setUint32(8, grid[2], true);
+  view.setUint32(12, block[0], true);
+  view.setUint32(16, block[1], true);
+  view.setUint32(20, block[2], true);
+  view.setUint32(24, sharedBytes, true);
+  view.setBigUint64(32, stream, true);
+}
+
+/*
+ * The native memory a function's launches hand the driver, written in place at every launch
+ * (the driver copies what it needs before returning, so the next launch may rewrite it at once):
+ * the programmatic launch config at 0, the one-entry kernelParams array at 136 pointing at the
+ * parameter struct at 144.
+ */
+const KERNEL_PARAMS_OFFSET = PROGRAMMATIC_LAUNCH_BLOCK_BYTES;
+const PARAMS_OFFSET = KERNEL_PARAMS_OFFSET + 8;
+/** Room for the parameter structs of this library's kernels; larger ones get a larger block. */
+const DEFAULT_PARAMS_CAPACITY = 512;
+
+interface LaunchBlock {
+  readonly native: NativeBlock;
+  readonly paramsCapacity: number;
+  readonly configAddress: HostAddress;
+  readonly kernelParamsAddress: HostAddress;
+}
+
+function allocateLaunchBlock(paramsCapacity: number): LaunchBlock {
+  const native = allocateNativeBlock(PARAMS_OFFSET + paramsCapacity);
+  encodeProgrammaticLaunchConfig(
+    native.bytes.subarray(0, PROGRAMMATIC_LAUNCH_BLOCK_BYTES),
+    native.address,
+    { grid: [1, 1, 1], block: [1, 1, 1], sharedBytes: 0, stream: 0n },
+  );
+  native.view.setBigUint64(KERNEL_PARAMS_OFFSET, native.address + BigInt(PARAMS_OFFSET), true);
+  return {
+    native,
+    paramsCapacity,
+    configAddress: native.address,
+    kernelParamsAddress: native.address + BigInt(KERNEL_PARAMS_OFFSET),
+  };
 }
 
 /** A kernel of a loaded module. */
@@ -214,6 +269,7 @@ export class CudaFunction {
   readonly module: CudaModule;
   readonly name: string;
   private readonly functionHandle: Handle;
+  private launchBlock: LaunchBlock | undefined;
 
   /** Use CudaModule.getFunction(). */
   constructor(module: CudaModule, name: string, handle: Handle) {
@@ -269,7 +325,7 @@ export class CudaFunction {
     };
   }
 
-  /** Enqueues the kernel; returns at once. */
+  /** Enqueues the kernel; returns at once. Nothing is allocated on this path. */
   launch(config: LaunchConfig): void {
     validateLaunchConfig(config);
     const sharedBytes = config.sharedBytes ?? 0;
@@ -284,18 +340,15 @@ export class CudaFunction {
     assertSameDevice('stream', this.device, stream.device);
     const handle = this.handle;
     const streamHandle = stream.handle;
-    const kernelParams = config.params.byteLength > 0 ? [config.params] : null;
-    const [gridX, gridY, gridZ] = config.grid;
-    const [blockX, blockY, blockZ] = config.block;
+    const paramBytes = config.params.byteLength;
+    const block = this.launchBlockFor(paramBytes);
+    block.native.bytes.set(config.params, PARAMS_OFFSET);
+    const kernelParams = paramBytes > 0 ? block.kernelParamsAddress : 0n;
+    const { grid, block: threads } = config;
 
     if (config.programmaticDependentLaunch === true) {
-      const launchConfig = new Uint8Array(PROGRAMMATIC_LAUNCH_BLOCK_BYTES);
-      encodeProgrammaticLaunchConfig(launchConfig, hostAddress(launchConfig), {
-        grid: config.grid,
-        block: config.block,
-        sharedBytes,
-        stream: streamHandle,
-      });
+      writeLaunchShape(block.native.view, grid, threads, sharedBytes, streamHandle);
+      const launchConfig = block.configAddress;
       this.device.call('cuLaunchKernelEx', (cu) =>
         cu.cuLaunchKernelEx(launchConfig, handle, kernelParams, null),
       );
@@ -304,18 +357,33 @@ export class CudaFunction {
     this.device.call('cuLaunchKernel', (cu) =>
       cu.cuLaunchKernel(
         handle,
-        gridX,
-        gridY,
-        gridZ,
-        blockX,
-        blockY,
-        blockZ,
+        grid[0],
+        grid[1],
+        grid[2],
+        threads[0],
+        threads[1],
+        threads[2],
         sharedBytes,
         streamHandle,
         kernelParams,
         null,
       ),
     );
+  }
+
+  /** Frees the native launch memory (the module calls it when it unloads). */
+  releaseLaunchBlock(): void {
+    if (this.launchBlock !== undefined) freeNativeBlock(this.launchBlock.native);
+    this.launchBlock = undefined;
+  }
+
+  private launchBlockFor(paramBytes: number): LaunchBlock {
+    const current = this.launchBlock;
+    if (current !== undefined && paramBytes <= current.paramsCapacity) return current;
+    this.releaseLaunchBlock();
+    const block = allocateLaunchBlock(Math.max(paramBytes, DEFAULT_PARAMS_CAPACITY));
+    this.launchBlock = block;
+    return block;
   }
 }
 

@@ -88,6 +88,13 @@ function probe(ordinal: number): CudaProbe {
       fix: 'use a Hopper GPU (H100, H800, H200), or the CPU backend',
     };
   }
+  if (!device.memoryPoolsSupported) {
+    return {
+      ok: false,
+      reason: `${device.name} (cuda:${ordinal}) does not support the stream-ordered allocator (memory pools), which the library allocates with`,
+      fix: 'use the GPU without a virtualisation layer that disables memory pools, or the CPU backend',
+    };
+  }
   const driverVersion = cudaDriverVersion();
   if (driverVersion < REQUIRED_DRIVER_VERSION) {
     return {

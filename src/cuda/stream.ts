@@ -1,6 +1,8 @@
 import { DisposedError } from '../errors.js';
-import { assertSameDevice, type CudaDevice } from './device.js';
+import { checkOptionKeys } from '../options.js';
+import type { CudaDevice } from './device.js';
 import { CU_STREAM_DEFAULT, CU_STREAM_NON_BLOCKING, type Handle } from './driver.js';
+import { assertSameDevice } from './errors.js';
 import { CudaEvent } from './event.js';
 
 export interface StreamOptions {
@@ -9,6 +11,22 @@ export interface StreamOptions {
    * false: work that other libraries put on the legacy stream stays ordered with ours.
    */
   nonBlocking?: boolean;
+}
+
+const STREAM_OPTION_KEYS: ReadonlySet<string> = new Set<keyof StreamOptions>(['nonBlocking']);
+
+/** Streams that a graph capture begun by beginCapture() is recording now (graph.ts keeps it). */
+const capturingStreams = new Set<CudaStream>();
+
+/** Records that `stream` started (true) or stopped (false) capturing a graph. */
+export function setCapturing(stream: CudaStream, capturing: boolean): void {
+  if (capturing) capturingStreams.add(stream);
+  else capturingStreams.delete(stream);
+}
+
+/** Whether any stream of the process is capturing a graph: device-wide waits must not run then. */
+export function anyStreamCapturing(): boolean {
+  return capturingStreams.size > 0;
 }
 
 /**
@@ -33,6 +51,7 @@ export class CudaStream {
   }
 
   static create(device: CudaDevice, options: StreamOptions = {}): CudaStream {
+    checkOptionKeys('options', options, STREAM_OPTION_KEYS);
     const handle = new BigUint64Array(1);
     const flags = options.nonBlocking === true ? CU_STREAM_NON_BLOCKING : CU_STREAM_DEFAULT;
     device.call('cuStreamCreate', (cu) => cu.cuStreamCreate(handle, flags));
@@ -50,18 +69,27 @@ export class CudaStream {
     return this.isDisposed;
   }
 
+  /** True while a graph capture (beginCapture) records this stream's work instead of running it. */
+  get capturing(): boolean {
+    return capturingStreams.has(this);
+  }
+
   /** Blocks until all work enqueued on the stream is done. */
   synchronize(): void {
     const handle = this.handle;
     this.device.call('cuStreamSynchronize', (cu) => cu.cuStreamSynchronize(handle));
     this.hostViews = [];
+    this.device.afterWait(this);
   }
 
   /** True when all work enqueued so far is done. */
   query(): boolean {
     const handle = this.handle;
     const idle = this.device.query('cuStreamQuery', (cu) => cu.cuStreamQuery(handle));
-    if (idle) this.hostViews = [];
+    if (idle) {
+      this.hostViews = [];
+      this.device.afterWait(this);
+    }
     return idle;
   }
 
@@ -76,6 +104,7 @@ export class CudaStream {
       event.dispose();
     }
     while (this.hostViews.length > 0 && this.hostViews[0].sequence < mark) this.hostViews.shift();
+    this.device.afterWait(this);
   }
 
   /** Makes work enqueued on this stream from now on wait until `event` has completed. */
@@ -96,5 +125,9 @@ export class CudaStream {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.device.release('cuStreamDestroy_v2', (cu) => cu.cuStreamDestroy_v2(this.streamHandle));
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

@@ -1,5 +1,5 @@
-import { DtypeError, ShapeError, StrideError } from '../errors.js';
-import { allocateHostArray, type DType } from './dtype.js';
+import { DeviceMismatchError, DtypeError, ShapeError, StrideError, ValueError } from '../errors.js';
+import { allocateHostArray, checkDtypeName, type DType } from './dtype.js';
 import {
   bf16BitsToFloat32,
   float32ToBf16Bits,
@@ -7,7 +7,9 @@ import {
   fp16BitsToFloat32,
 } from './half.js';
 import {
+  checkShape,
   contiguousStrides,
+  describeDevice,
   formatShape,
   HOST,
   isContiguous,
@@ -40,23 +42,24 @@ export class HostTensor implements Tensor {
     strides?: readonly number[],
     offset = 0,
   ) {
+    checkDtypeName('dtype', dtype);
     checkStorageType(dtype, data);
+    checkShape('shape', shape);
     const finalStrides = strides ?? contiguousStrides(shape);
-    if (finalStrides.length !== shape.length) {
+    if (!Array.isArray(finalStrides) || finalStrides.length !== shape.length) {
       throw new StrideError(
         'strides',
         `${shape.length} strides for shape ${formatShape(shape)}`,
-        `${finalStrides.length}`,
+        Array.isArray(finalStrides) ? `${finalStrides.length}` : String(finalStrides),
       );
-    }
-    for (const size of shape) {
-      if (!Number.isSafeInteger(size) || size < 0)
-        throw new ShapeError('shape', 'non-negative integer sizes', formatShape(shape));
     }
     for (const stride of finalStrides) {
       if (!Number.isSafeInteger(stride) || stride < 0) {
         throw new StrideError('strides', 'non-negative integer strides', formatShape(finalStrides));
       }
+    }
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new ShapeError('offset', 'a non-negative integer element offset', String(offset));
     }
     if (offset + storageSpan(shape, finalStrides) > data.length) {
       throw new ShapeError(
@@ -74,18 +77,30 @@ export class HostTensor implements Tensor {
 
   /** A new zero-filled contiguous tensor. */
   static zeros(dtype: DType, shape: readonly number[]): HostTensor {
+    checkDtypeName('dtype', dtype);
+    checkShape('shape', shape);
     return new HostTensor(dtype, allocateHostArray(dtype, numel(shape)), shape);
   }
 
   /** A new contiguous tensor filled with `value` (rounded to the dtype). */
   static full(dtype: DType, shape: readonly number[], value: number): HostTensor {
+    checkDtypeName('dtype', dtype);
+    const bits = encodeChecked(dtype, value, 'value');
     const tensor = HostTensor.zeros(dtype, shape);
-    tensor.data.fill(encodeElement(dtype, value));
+    tensor.data.fill(bits);
     return tensor;
   }
 
-  /** A new contiguous tensor from numbers in row-major order (rounded to the dtype). */
+  /**
+   * A new contiguous tensor from numbers in row-major order, rounded to bf16/fp16/float32; int32
+   * values must be integers in int32's range (ValueError otherwise: nothing wraps silently).
+   */
   static fromValues(dtype: DType, shape: readonly number[], values: ArrayLike<number>): HostTensor {
+    checkDtypeName('dtype', dtype);
+    checkShape('shape', shape);
+    if (values === null || typeof values !== 'object' || !Number.isSafeInteger(values.length)) {
+      throw new ShapeError('values', 'an array or typed array of numbers', String(values));
+    }
     if (values.length !== numel(shape)) {
       throw new ShapeError(
         'values',
@@ -95,7 +110,8 @@ export class HostTensor implements Tensor {
     }
     const tensor = HostTensor.zeros(dtype, shape);
     const data = tensor.data;
-    for (let i = 0; i < values.length; i++) data[i] = encodeElement(dtype, values[i]);
+    for (let i = 0; i < values.length; i++)
+      data[i] = encodeChecked(dtype, values[i], `values[${i}]`);
     return tensor;
   }
 
@@ -110,6 +126,8 @@ export class HostTensor implements Tensor {
     paddedShape: readonly number[],
     padValue = Number.NaN,
   ): HostTensor {
+    checkShape('shape', shape);
+    checkShape('paddedShape', paddedShape);
     if (paddedShape.length !== shape.length || paddedShape.some((size, dim) => size < shape[dim])) {
       throw new ShapeError(
         'paddedShape',
@@ -133,7 +151,7 @@ export class HostTensor implements Tensor {
     return isContiguous(this);
   }
 
-  /** Offset into `data` of an element given by its full index. */
+  /** Offset into `data` of an element given by its full index (not checked: for inner loops). */
   elementOffset(index: readonly number[]): number {
     let at = this.offset;
     for (let dim = 0; dim < index.length; dim++) at += index[dim] * this.strides[dim];
@@ -142,12 +160,14 @@ export class HostTensor implements Tensor {
 
   /** The element at `index` as a number. */
   get(...index: number[]): number {
+    this.checkIndex(index);
     return decodeElement(this.dtype, this.data[this.elementOffset(index)]);
   }
 
-  /** Stores `value` (rounded to the dtype) at `index`. */
+  /** Stores `value` (rounded to the dtype; int32 values must fit exactly) at `index`. */
   set(value: number, ...index: number[]): void {
-    this.data[this.elementOffset(index)] = encodeElement(this.dtype, value);
+    this.checkIndex(index);
+    this.data[this.elementOffset(index)] = encodeChecked(this.dtype, value, 'value');
   }
 
   /** All elements in row-major order, decoded to float64 numbers. */
@@ -207,6 +227,42 @@ export class HostTensor implements Tensor {
   toHostSync(): HostTensor {
     return this;
   }
+
+  /** Host memory belongs to the JavaScript heap: nothing to free. Here so that code (and `using`) works on any backend's tensors. */
+  dispose(): void {}
+
+  [Symbol.dispose](): void {}
+
+  /** Throws ShapeError unless `index` names one element: one integer per dimension, in range. */
+  private checkIndex(index: readonly number[]): void {
+    const inRange =
+      index.length === this.shape.length &&
+      index.every((i, dim) => Number.isInteger(i) && i >= 0 && i < this.shape[dim]);
+    if (!inRange) {
+      throw new ShapeError(
+        'index',
+        `${this.shape.length} integers within shape ${formatShape(this.shape)}`,
+        `[${index.map(String).join(', ')}]`,
+      );
+    }
+  }
+}
+
+/**
+ * Throws unless `value` is a host tensor: the argument of upload(), which copies host memory.
+ * A tensor that lives on a GPU gets DeviceMismatchError, anything else ShapeError.
+ */
+export function checkHostTensor(argument: string, value: unknown): asserts value is HostTensor {
+  if (value instanceof HostTensor) return;
+  const device = (value as { device?: unknown } | null)?.device;
+  if (device !== null && typeof device === 'object' && 'kind' in device) {
+    throw new DeviceMismatchError(
+      argument,
+      'a HostTensor (in host memory)',
+      `a tensor on ${describeDevice(device as TensorDevice)}`,
+    );
+  }
+  throw new ShapeError(argument, 'a HostTensor', String(value));
 }
 
 function checkStorageType(dtype: DType, data: HostData): void {
@@ -217,8 +273,34 @@ function checkStorageType(dtype: DType, data: HostData): void {
         ? Float32Array
         : Int32Array;
   if (!(data instanceof expected)) {
-    throw new DtypeError('data', `a ${expected.name} for dtype ${dtype}`, data.constructor.name);
+    const given = (data as { constructor?: { name?: string } } | null)?.constructor?.name;
+    throw new DtypeError('data', `a ${expected.name} for dtype ${dtype}`, given ?? String(data));
   }
+}
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * encodeElement for values that come from a caller: a number, and for int32 an integer in range
+ * (a length of 3e9 must not become -1294967296).
+ */
+function encodeChecked(dtype: DType, value: number, argument: string): number {
+  if (typeof value !== 'number') {
+    throw new ValueError(
+      argument,
+      'a number',
+      typeof value === 'string' ? JSON.stringify(value) : String(value),
+    );
+  }
+  if (dtype === 'int32' && !(Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX)) {
+    throw new ValueError(
+      argument,
+      `an int32 value (an integer in [${INT32_MIN}, ${INT32_MAX}])`,
+      String(value),
+    );
+  }
+  return encodeElement(dtype, value);
 }
 
 export function decodeElement(dtype: DType, stored: number): number {

@@ -1,3 +1,4 @@
+import { ShapeError } from '../errors.js';
 import type { DType } from './dtype.js';
 import type { HostTensor } from './host-tensor.js';
 
@@ -30,6 +31,31 @@ export function describeDevice(device: TensorDevice): string {
 
 export function sameDevice(a: TensorDevice, b: TensorDevice): boolean {
   return a.kind === b.kind && (a.kind === 'host' || (b.kind === 'cuda' && a.ordinal === b.ordinal));
+}
+
+/**
+ * Throws ShapeError unless `shape` is an array of non-negative integers whose product is a safe
+ * integer (callers from JavaScript can pass anything).
+ */
+export function checkShape(argument: string, shape: unknown): asserts shape is readonly number[] {
+  const sizes = Array.isArray(shape) ? (shape as unknown[]) : null;
+  if (
+    sizes === null ||
+    !sizes.every((size) => Number.isSafeInteger(size) && (size as number) >= 0)
+  ) {
+    throw new ShapeError(
+      argument,
+      'an array of non-negative integer sizes',
+      sizes === null ? String(shape) : `[${sizes.map(String).join(', ')}]`,
+    );
+  }
+  if (!Number.isSafeInteger(numel(sizes as number[]))) {
+    throw new ShapeError(
+      argument,
+      `at most ${Number.MAX_SAFE_INTEGER} elements`,
+      formatShape(sizes as number[]),
+    );
+  }
 }
 
 export function numel(shape: readonly number[]): number {

@@ -12,8 +12,8 @@
  * Rows with nothing to attend keep A = B = 0, so their out must still be exactly 0.
  */
 import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../config.js';
-import { attendedKeyCount } from '../cpu/problem.js';
-import { type ErrorScales, SMALLEST_NORMAL } from '../cpu/reference.js';
+import { attendedKeyCount } from '../reference/problem.js';
+import { type ErrorScales, SMALLEST_NORMAL } from '../reference/reference.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 

@@ -6,8 +6,8 @@
  */
 import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../config.js';
 import { DeviceTensor } from '../cuda/device-tensor.js';
-import type { CudaBackend } from '../kernels/cuda-backend.js';
-import { launchFillNormal } from '../kernels/launch.js';
+import type { CudaBackend } from '../cuda-backend/backend.js';
+import { launchFillNormal } from '../cuda-backend/launch.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Random } from '../tensor/random.js';

@@ -17,9 +17,9 @@
  */
 
 import { HEAD_DIM_V } from '../config.js';
-import type { HostDecodeInputs } from '../cpu/problem.js';
-import { type ErrorScales, referenceDecode, SMALLEST_NORMAL } from '../cpu/reference.js';
 import { DtypeError } from '../errors.js';
+import type { HostDecodeInputs } from '../reference/problem.js';
+import { type ErrorScales, referenceDecode, SMALLEST_NORMAL } from '../reference/reference.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 

@@ -4,7 +4,7 @@
  * optional padded strides (padding filled with NaN), and data of every kind that can show a bug.
  */
 import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../config.js';
-import type { HostDecodeInputs } from '../cpu/problem.js';
+import type { HostDecodeInputs } from '../reference/problem.js';
 import { float32ToBf16Bits, float32ToFp16Bits } from '../tensor/half.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Random } from '../tensor/random.js';

@@ -1,14 +1,56 @@
 /**
- * Runs a host problem on any backend through the public API and checks it against the float64
- * reference: what `flashmla demo` and `flashmla check` do for each configuration.
+ * Runs a decode problem through the public API: prepareDecode, what the checks, the benchmark
+ * and the tests all do, and runAndCheck, what `flashmla demo` and `flashmla check` do for each
+ * configuration (run it on a backend and judge it against the float64 reference).
  */
-import { flashMlaWithKvcache, getMlaMetadata } from '../api.js';
-import type { Backend } from '../backend.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../api/decode.js';
+import type { Backend } from '../backend/backend.js';
+import type { MlaMetadata } from '../backend/metadata.js';
 import { HEAD_DIM_V } from '../config.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { judgeDecode, type Verdict } from './precision.js';
 import type { Problem } from './problems.js';
+
+/** The inputs of one decode call, wherever they live. */
+export interface DecodeInputs {
+  q: Tensor;
+  kCache: Tensor;
+  blockTable: Tensor;
+  cacheSeqlens: Tensor;
+  softmaxScale: number;
+  causal: boolean;
+}
+
+export interface PreparedDecode {
+  /** The schedule of the inputs' lengths; whoever prepared the decode disposes it. */
+  metadata: MlaMetadata;
+  /** One flashMlaWithKvcache call into the preallocated outputs. */
+  decode(): void;
+}
+
+/**
+ * Metadata for the inputs' lengths (unless given), computed once as a model does per decode
+ * step, and a decode call into `out` and `lse` with it, run as often as a model runs layers.
+ */
+export function prepareDecode(
+  inputs: DecodeInputs,
+  outputs: { out: Tensor; lse: Tensor },
+  metadata?: MlaMetadata,
+): PreparedDecode {
+  const { q, kCache, blockTable, cacheSeqlens, softmaxScale, causal } = inputs;
+  const [, seqlenQ, numHeadsQ] = q.shape;
+  const numHeadsKv = kCache.shape[2];
+  const schedule =
+    metadata ?? getMlaMetadata(cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
+  const options = { softmaxScale, causal, out: outputs.out, lse: outputs.lse };
+  return {
+    metadata: schedule,
+    decode: () => {
+      flashMlaWithKvcache(q, kCache, blockTable, cacheSeqlens, HEAD_DIM_V, schedule, options);
+    },
+  };
+}
 
 export interface CheckedRun {
   verdict: Verdict;
@@ -24,7 +66,6 @@ export function runAndCheck(
   timing = { warmup: 1, repeats: 3 },
 ): CheckedRun {
   const [batch, seqlenQ, numHeadsQ] = problem.q.shape;
-  const numHeadsKv = problem.kCache.shape[2];
   const owned: Tensor[] = [];
   const place = (tensor: HostTensor) => {
     const placed = backend.upload(tensor);
@@ -38,24 +79,11 @@ export function runAndCheck(
   const out = backend.empty(problem.q.dtype, [batch, seqlenQ, numHeadsQ, HEAD_DIM_V]);
   const lse = backend.empty('float32', [batch, numHeadsQ, seqlenQ]);
   owned.push(out, lse);
-  const metadata = getMlaMetadata(cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
+  const { metadata, decode } = prepareDecode(
+    { ...problem, q, kCache, blockTable, cacheSeqlens },
+    { out, lse },
+  );
   try {
-    const decode = () =>
-      flashMlaWithKvcache(
-        q,
-        kCache,
-        blockTable,
-        cacheSeqlens,
-        HEAD_DIM_V,
-        metadata.tileSchedulerMetadata,
-        metadata.numSplits,
-        {
-          softmaxScale: problem.softmaxScale,
-          causal: problem.causal,
-          out,
-          lse,
-        },
-      );
     const times = backend.time(decode, timing);
     const actual = { out: out.toHostSync(), lse: lse.toHostSync() };
     return { verdict: judgeDecode(actual, problem), medianMs: median(times), ...actual };

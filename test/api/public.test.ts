@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as flashmla from '../../src/index.js';
 
-test('the entry point exports the API, tensors, errors and the CUDA layer', () => {
+test('the entry point exports the API, tensors, errors and the CUDA layer, and no test fixtures', () => {
   for (const name of [
     'getMlaMetadata',
     'flashMlaWithKvcache',
@@ -12,7 +12,6 @@ test('the entry point exports the API, tensors, errors and the CUDA layer', () =
     'DeviceTensor',
     'CudaDevice',
     'CudaStream',
-    'captureGraph',
     'referenceDecode',
     'GpuUnavailableError',
     'CudaError',
@@ -22,25 +21,35 @@ test('the entry point exports the API, tensors, errors and the CUDA layer', () =
     assert.ok(name in flashmla, name);
   }
   assert.equal(flashmla.HEAD_DIM_K, 576);
+  for (const name of ['Random', 'generateProblem', 'pairwiseDesign', 'captureGraph']) {
+    assert.ok(!(name in flashmla), `${name} is not part of the public API`);
+  }
 });
 
-test("backend choice: 'cpu' always works, bad names and FLASHMLA_BACKEND are checked", () => {
+test('backend choice: an explicit backend wins, FLASHMLA_BACKEND replaces the default, bad names are errors', () => {
   const previous = process.env.FLASHMLA_BACKEND;
   try {
     delete process.env.FLASHMLA_BACKEND;
     assert.equal(flashmla.openBackend({ backend: 'cpu' }).kind, 'cpu');
     assert.throws(() => flashmla.openBackend({ backend: 'tpu' as 'cpu' }), flashmla.OptionError);
     process.env.FLASHMLA_BACKEND = 'cpu';
+    assert.equal(flashmla.openBackend().kind, 'cpu', 'the environment replaces the default');
+    process.env.FLASHMLA_BACKEND = 'cuda';
     assert.equal(
-      flashmla.openBackend({ backend: 'auto' }).kind,
+      flashmla.openBackend({ backend: 'cpu' }).kind,
       'cpu',
-      'the environment overrides',
+      'an explicit choice wins over the environment',
     );
     process.env.FLASHMLA_BACKEND = 'gpu';
-    assert.throws(
-      () => flashmla.openBackend(),
-      (e: unknown) => e instanceof flashmla.OptionError && e.argument === 'FLASHMLA_BACKEND',
-    );
+    for (const options of [{}, { backend: 'cpu' as const }]) {
+      assert.throws(
+        () => flashmla.openBackend(options),
+        (e: unknown) =>
+          e instanceof flashmla.OptionError &&
+          e.argument === 'FLASHMLA_BACKEND' &&
+          e.code === 'ERR_OPTION',
+      );
+    }
   } finally {
     if (previous === undefined) delete process.env.FLASHMLA_BACKEND;
     else process.env.FLASHMLA_BACKEND = previous;

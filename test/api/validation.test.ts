@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import {
   DeviceMismatchError,

@@ -3,16 +3,24 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { Backend } from '../../src/backend/backend.js';
+import { compareWithFlashMla } from '../../src/cli/bench/compare.js';
+import { FLASHMLA_SMALL } from '../../src/cli/bench/flashmla-reference.js';
 import {
   type BenchRowConfig,
   buildMatrix,
+  buildSmallMatrix,
+  CPU_SMALL_MATRIX,
   countWork,
   QUICK_MATRIX,
   rowLabel,
+  SMALL_MATRIX,
   STANDARD_MATRIX,
-} from '../../src/bench/matrix.js';
-import type { BenchRowResult } from '../../src/bench/measure.js';
-import { renderBenchSvg } from '../../src/bench/plot.js';
+  suiteRowLabel,
+  suiteRows,
+} from '../../src/cli/bench/matrix.js';
+import type { BenchRowResult } from '../../src/cli/bench/measure.js';
+import { renderBenchSvg } from '../../src/cli/bench/plot.js';
 import {
   type BenchReport,
   CSV_COLUMNS,
@@ -22,12 +30,13 @@ import {
   MATRIX_CEILING_REASON,
   resultFileName,
   slug,
-} from '../../src/bench/report.js';
-import { checkRow } from '../../src/bench/row-check.js';
-import { runBench } from '../../src/bench/run.js';
+} from '../../src/cli/bench/report.js';
+import { checkRow } from '../../src/cli/bench/row-check.js';
+import { runBench } from '../../src/cli/bench/run.js';
 import { parseBenchFlags, resolveBenchSettings } from '../../src/cli/bench.js';
-import { cpuBackend } from '../../src/cpu/cpu-backend.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
+import { UsageError } from '../../src/cli/command.js';
+import { cpuBackend } from '../../src/cpu-backend/backend.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { Random } from '../../src/tensor/random.js';
 import { generateProblem } from '../../src/verify/problems.js';
 import { allElements, parseXml, runCli } from './support.js';
@@ -39,11 +48,12 @@ test('the counting is BENCHMARK.md’s, checked by hand and against its FlashMLA
     flops: 20_889_600,
     bytes: 484_864,
   });
-  // FlashMLA's first H100 row: mean 4096, h_q 16, s_q 1, fixed, 228 µs -> 80 TFLOPS, 2669 GB/s.
+  // FlashMLA's first H100 row: mean 4096, h_q 16, s_q 1, fixed, 210 µs -> 87 TFLOPS, 2897 GB/s
+  // (BENCHMARK.md's 2900 is from the time before it was rounded to 210).
   const work = countWork(new Array(128).fill(4096), 1, 16, 1);
   assert.equal(work.tokens, 524_288);
-  assert.equal(Math.round(work.flops / 228e-6 / 1e12), 80);
-  assert.equal(Math.round(work.bytes / 228e-6 / 1e9), 2669);
+  assert.equal(Math.round(work.flops / 210e-6 / 1e12), 87);
+  assert.equal(Math.round(work.bytes / 210e-6 / 1e9), 2897);
   // h_kv counts the cache once per KV head.
   assert.equal(countWork([64], 1, 8, 2).bytes, 2 * (64 * 2 * 576 + 8 * 1088));
 });
@@ -69,19 +79,23 @@ test('the standard matrix has BENCHMARK.md’s 48 rows in its order; --quick has
 
 test('flags choose the matrix: BENCHMARK.md’s on a GPU, a small one on the CPU, subsets on request', () => {
   const gpu = resolveBenchSettings(parseBenchFlags({}), 'cuda');
-  assert.equal(buildMatrix(gpu.settings.matrix).length, 48);
+  assert.equal(gpu.settings.suite, 'standard');
+  assert.equal(suiteRows(gpu.settings).length, 48);
   assert.deepEqual([gpu.settings.warmup, gpu.settings.repeats, gpu.settings.seed], [5, 30, 0]);
   assert.equal(gpu.note, null);
   assert.equal(
-    buildMatrix(resolveBenchSettings(parseBenchFlags({ quick: true }), 'cuda').settings.matrix)
-      .length,
+    suiteRows(resolveBenchSettings(parseBenchFlags({ quick: true }), 'cuda').settings).length,
     6,
   );
 
   const cpu = resolveBenchSettings(parseBenchFlags({}), 'cpu');
-  assert.equal(cpu.settings.matrix.batch, 2);
-  assert.deepEqual(cpu.settings.matrix.meanLengths, [256]);
-  assert.equal(buildMatrix(cpu.settings.matrix).length, 8);
+  assert.deepEqual(cpu.settings.matrix, {
+    ...STANDARD_MATRIX,
+    batch: 2,
+    meanLengths: [256],
+    numHeadsQ: [16, 128],
+  });
+  assert.equal(suiteRows(cpu.settings).length, 8);
   assert.match(cpu.note ?? '', /CPU backend/);
 
   const subset = resolveBenchSettings(
@@ -112,6 +126,92 @@ test('flags choose the matrix: BENCHMARK.md’s on a GPU, a small one on the CPU
   assert.deepEqual([subset.warmup, subset.repeats, subset.seed], [0, 7, 9]);
 });
 
+test('--small: BENCHMARK.md’s 20 small-batch rows, graph-timed; a tiny equivalent on the CPU; its flags', () => {
+  assert.equal(parseBenchFlags({}).small, false);
+  const gpu = resolveBenchSettings(parseBenchFlags({ small: true }), 'cuda');
+  assert.equal(gpu.note, null);
+  assert.ok(gpu.settings.suite === 'small');
+  const { graphCalls, warmup, repeats, seed } = gpu.settings;
+  assert.deepEqual([graphCalls, warmup, repeats, seed], [20, 5, 50, 0]);
+  const rows = suiteRows(gpu.settings);
+  // b = 1: 2 lengths × 2 head counts, fixed only; b = 4 and 16: × fixed and variable.
+  assert.deepEqual(
+    rows.map((row) => suiteRowLabel('small', row)),
+    [
+      'b1/1024/h16/s1',
+      'b1/1024/h128/s1',
+      'b1/8192/h16/s1',
+      'b1/8192/h128/s1',
+      'b4/1024/h16/s1',
+      'b4/1024/h16/s1/v',
+      'b4/1024/h128/s1',
+      'b4/1024/h128/s1/v',
+      'b4/8192/h16/s1',
+      'b4/8192/h16/s1/v',
+      'b4/8192/h128/s1',
+      'b4/8192/h128/s1/v',
+      'b16/1024/h16/s1',
+      'b16/1024/h16/s1/v',
+      'b16/1024/h128/s1',
+      'b16/1024/h128/s1/v',
+      'b16/8192/h16/s1',
+      'b16/8192/h16/s1/v',
+      'b16/8192/h128/s1',
+      'b16/8192/h128/s1/v',
+    ],
+  );
+  assert.ok(
+    rows.every((r) => r.seqlenQ === 1 && r.causal && r.dtype === 'bf16' && r.numHeadsKv === 1),
+  );
+  assert.deepEqual(gpu.settings.matrix, SMALL_MATRIX);
+
+  const cpu = resolveBenchSettings(parseBenchFlags({ small: true }), 'cpu');
+  assert.ok(cpu.settings.suite === 'small');
+  assert.deepEqual(
+    [cpu.settings.graphCalls, cpu.settings.warmup, cpu.settings.repeats],
+    [20, 1, 3],
+  );
+  assert.deepEqual(
+    suiteRows(cpu.settings).map((row) => suiteRowLabel('small', row)),
+    [
+      'b1/64/h16/s1',
+      'b1/64/h128/s1',
+      'b2/64/h16/s1',
+      'b2/64/h16/s1/v',
+      'b2/64/h128/s1',
+      'b2/64/h128/s1/v',
+    ],
+  );
+  assert.match(
+    cpu.note ?? '',
+    /^CPU backend .* small-batch matrix than the GPU's \(b = 1, 2, mean length 64\)/,
+  );
+
+  // The subset flags narrow it; --batch picks one b.
+  const subset = resolveBenchSettings(
+    parseBenchFlags({ small: true, batch: '4', heads: '16', varlen: 'on', repeats: '9' }),
+    'cuda',
+  ).settings;
+  assert.deepEqual(
+    suiteRows(subset).map((row) => suiteRowLabel('small', row)),
+    ['b4/1024/h16/s1/v', 'b4/8192/h16/s1/v'],
+  );
+  assert.equal(subset.repeats, 9);
+  assert.equal(
+    suiteRows(resolveBenchSettings(parseBenchFlags({ small: true, batch: '1' }), 'cuda').settings)
+      .length,
+    4,
+  );
+  assert.throws(() => parseBenchFlags({ small: true, quick: true }), {
+    name: 'UsageError',
+    message: '--small and --quick cannot be combined',
+  });
+  assert.throws(
+    () => parseBenchFlags({ small: true, batch: '1', varlen: 'on' }),
+    (error: unknown) => error instanceof UsageError && /fixed lengths only/.test(error.message),
+  );
+});
+
 test('result file names are slugged: letters, digits, ".", "_" and "-" only', () => {
   assert.equal(
     resultFileName('NVIDIA H100 80GB HBM3', '2026-11-27'),
@@ -130,7 +230,10 @@ test('result file names are slugged: letters, digits, ".", "_" and "-" only', ()
   );
 });
 
-/** A report with made-up but self-consistent numbers (no timing involved). */
+/**
+ * A report with made-up but self-consistent numbers (no timing involved): the --quick rows at
+ * 230, 270, ..., 430 µs, the fifth failing its check.
+ */
 function sampleReport(card = 'NVIDIA H100 80GB HBM3', copyGbps: number | null = 2832): BenchReport {
   const rows: BenchRowResult[] = buildMatrix(QUICK_MATRIX).map((config: BenchRowConfig, i) => {
     const work = countWork(
@@ -165,14 +268,22 @@ function sampleReport(card = 'NVIDIA H100 80GB HBM3', copyGbps: number | null = 
     node: '20.0.0',
     card,
     backend: `cuda:0 ${card} (sm_90, 132 SMs)`,
+    decodeKernel: 'seesaw',
     date: '2026-11-27',
     startedAt: '2026-11-27T10:00:00.000Z',
     note: null,
     copyCeiling:
       copyGbps === null ? null : { gbps: copyGbps, bytes: 2 ** 30, medianUs: 758, repeats: 20 },
     matrixCeiling: { measured: false, reason: MATRIX_CEILING_REASON },
-    settings: { matrix: QUICK_MATRIX, warmup: 5, repeats: 30, seed: 0 },
+    settings: { suite: 'standard', matrix: QUICK_MATRIX, warmup: 5, repeats: 30, seed: 0 },
     rows,
+    comparison: compareWithFlashMla({
+      suite: 'standard',
+      backendKind: 'cuda',
+      card,
+      seed: 0,
+      rows,
+    }),
   };
 }
 
@@ -180,17 +291,21 @@ test('the table names the card, date and ceilings, and has one line per row', ()
   const report = sampleReport();
   const text = formatBenchTable(report);
   const lines = text.split('\n');
-  assert.match(lines[0], /NVIDIA H100 80GB HBM3.*2026-11-27/);
+  assert.equal(
+    lines[0],
+    'flashmla bench on cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), decode kernel seesaw, 2026-11-27',
+  );
   assert.match(text, /copy ceiling: 2832 GB\/s/);
-  assert.match(text, /matrix ceiling: not measured in this run.*BENCHMARK\.md records/);
+  assert.match(text, /matrix ceiling: not measured in this run.*694 TFLOP\/s on an H100/);
   const header = lines.findIndex((line) => line.startsWith('mean len'));
   assert.match(
     lines[header],
-    /mean len\s+h_q\s+s_q\s+varlen\s+µs\s+TFLOPS\s+GB\/s\s+% of copy\s+ok/,
+    /mean len\s+h_q\s+s_q\s+varlen\s+µs\s+TFLOPS\s+GB\/s\s+% of copy\s+FlashMLA µs\s+vs FlashMLA\s+ok/,
   );
-  const body = lines.slice(header + 2);
-  assert.equal(body.length, report.rows.length);
-  // 4096/h16/s1 at 230 µs: 18.25 GFLOP / 230 µs = 79.4 TFLOPS; 608.4 MB / 230 µs = 2645 GB/s.
+  const body = lines.slice(header + 2, header + 2 + report.rows.length);
+  assert.equal(lines[header + 2 + report.rows.length], '');
+  // 4096/h16/s1 at 230 µs: 18.25 GFLOP / 230 µs = 79.4 TFLOPS; 608.4 MB / 230 µs = 2645 GB/s;
+  // FlashMLA took 210 µs on this row on the H100: 210 / 230 = 0.91.
   assert.deepEqual(body[0].trim().split(/\s+/), [
     '4096',
     '16',
@@ -200,10 +315,31 @@ test('the table names the card, date and ceilings, and has one line per row', ()
     '79.4',
     '2645',
     '93.4',
+    '210.0',
+    '0.91×',
     'ok',
   ]);
-  assert.match(body[4], /FAIL$/);
-  assert.match(formatBenchTable(sampleReport('x', null)), /copy ceiling: not measured/);
+  assert.match(body[4], /249\.0\s+0\.64×\s+FAIL$/);
+  assert.match(body[5], /471\.0\s+1\.10×\s+ok$/);
+  // Under the table: what the column is, then the geomean of the rows that passed their check
+  // (210/230, 211/270, 214/310, 246/350, 471/430), and the failed row left out.
+  const under = lines.slice(header + 3 + report.rows.length);
+  assert.equal(
+    under[0],
+    'vs FlashMLA = FlashMLA µs / ours (> 1: we are faster), FlashMLA measured on NVIDIA H100 80GB HBM3 on 2026-11-28 on these lengths, timed as this run',
+  );
+  assert.match(under[1], /^the reference: FlashMLA 2025-04, .*sm_90a with nvcc 13\.0$/);
+  assert.equal(
+    under[2],
+    'geomean 0.82× over 5 rows, from 0.69× to 1.10×; below 0.97×: 4 rows; below 1.00×: 4 rows; 1 row that failed its check left out',
+  );
+  const other = formatBenchTable(sampleReport('x', null));
+  assert.match(other, /copy ceiling: not measured/);
+  assert.doesNotMatch(other, /FlashMLA µs/);
+  assert.match(
+    other,
+    /\nvs FlashMLA: not shown: FlashMLA's figures were measured on NVIDIA H100 80GB HBM3 and NVIDIA H200, not on x$/,
+  );
 });
 
 test('JSON and CSV parse back to the same numbers', () => {
@@ -226,8 +362,21 @@ test('JSON and CSV parse back to the same numbers', () => {
     assert.equal(Number(cells.gbps), row.gbps);
     assert.equal(Number(cells.copy_fraction), row.copyFraction);
     assert.equal(cells.ok, String(row.ok));
+    const versus = report.comparison.available ? report.comparison.rows[i] : null;
+    assert.ok(versus !== null);
+    assert.equal(Number(cells.flashmla_us), versus.flashmlaUs);
+    assert.equal(Number(cells.vs_flashmla), versus.ratio);
+    assert.equal(Number(cells.vs_flashmla), versus.flashmlaUs / row.medianUs);
   });
-  assert.equal(formatBenchCsv(sampleReport('x', null)).split('\n')[1].split(',')[18], '');
+  const other = formatBenchCsv(sampleReport('x', null)).split('\n')[1].split(',');
+  assert.equal(other.length, CSV_COLUMNS.length);
+  assert.deepEqual([other[18], other[20], other[21]], ['', '', '']);
+  const json = JSON.parse(formatBenchJson(report)) as BenchReport;
+  assert.ok(json.comparison.available);
+  assert.equal(json.comparison.summary.compared, 5);
+  assert.equal(json.comparison.rows[0]?.flashmlaUs, 210);
+  const none = JSON.parse(formatBenchJson(sampleReport('x', null))) as BenchReport;
+  assert.deepEqual(Object.keys(none.comparison), ['available', 'reason']);
 });
 
 test('the SVG chart is well-formed, with a bar pair and a label per row and the ceiling line', () => {
@@ -265,8 +414,229 @@ test('the SVG chart is well-formed, with a bar pair and a label per row and the 
   );
 });
 
+/** The small-batch rows on the H100 at FlashMLA's time / `speedup`, the second row failing. */
+function smallReport(card = 'NVIDIA H100 80GB HBM3', speedup = 1.25): BenchReport {
+  const rows: BenchRowResult[] = buildSmallMatrix(SMALL_MATRIX).map((config, i) => {
+    const work = countWork(
+      new Array(config.batch).fill(config.meanLength),
+      config.seqlenQ,
+      config.numHeadsQ,
+      1,
+    );
+    const medianUs = FLASHMLA_SMALL.rows[i].figures['NVIDIA H100 80GB HBM3'].us / speedup;
+    return {
+      label: suiteRowLabel('small', config),
+      config,
+      tokens: work.tokens,
+      minLength: config.meanLength,
+      maxLength: config.meanLength,
+      flops: work.flops,
+      bytes: work.bytes,
+      medianUs,
+      minUs: medianUs,
+      maxUs: medianUs,
+      tflops: work.flops / medianUs / 1e6,
+      gbps: work.bytes / medianUs / 1e3,
+      copyFraction: work.bytes / medianUs / 1e3 / 3021,
+      ok: i !== 1,
+      check: i !== 1 ? 'outputs finite' : 'out[0, 0, 0, 0] = NaN, not finite',
+    };
+  });
+  const settings = {
+    suite: 'small' as const,
+    matrix: SMALL_MATRIX,
+    graphCalls: 20,
+    warmup: 5,
+    repeats: 50,
+    seed: 0,
+  };
+  return {
+    ...sampleReport(card),
+    settings,
+    rows,
+    comparison: compareWithFlashMla({ suite: 'small', backendKind: 'cuda', card, seed: 0, rows }),
+  };
+}
+
+test('--small’s table, CSV and chart: a b column, µs per call against FlashMLA’s small-batch figures', () => {
+  const report = smallReport();
+  const lines = formatBenchTable(report).split('\n');
+  assert.match(lines[1], /^b = 1, 4, 16 \(b = 1: fixed lengths only\), h_kv = 1, causal, bf16/);
+  assert.match(
+    lines[1],
+    /per call: median of 50 replays of a captured graph of 20 calls after 5 warm-up, divided by 20$/,
+  );
+  const header = lines.findIndex((line) => line.startsWith(' b  mean len'));
+  assert.match(
+    lines[header],
+    /b\s+mean len\s+h_q\s+s_q\s+varlen\s+µs.*FlashMLA µs\s+vs FlashMLA\s+ok$/,
+  );
+  // b1/1024/h16: FlashMLA 15.1 µs, ours 15.1 / 1.25 = 12.08 µs.
+  assert.deepEqual(lines[header + 2].trim().split(/\s+/).slice(0, 5), [
+    '1',
+    '1024',
+    '16',
+    '1',
+    'no',
+  ]);
+  assert.match(lines[header + 2], /\s12\.1\s.*\s15\.1\s+1\.25×\s+ok$/);
+  assert.match(lines[header + 3], /17\.5\s+1\.25×\s+FAIL$/);
+  assert.equal(
+    lines.at(-1),
+    'geomean 1.25× over 19 rows, from 1.25× to 1.25×; below 0.97×: 0 rows; below 1.00×: 0 rows; 1 row that failed its check left out',
+  );
+  const csv = formatBenchCsv(report).split('\n');
+  assert.equal(csv.length, 21);
+  const last = csv[20].split(',');
+  assert.equal(Number(last[CSV_COLUMNS.indexOf('batch')]), 16);
+  assert.equal(Number(last[CSV_COLUMNS.indexOf('flashmla_us')]), 76.8);
+  assert.ok(Math.abs(Number(last[CSV_COLUMNS.indexOf('vs_flashmla')]) - 1.25) < 1e-12);
+
+  const h200 = formatBenchTable(smallReport('NVIDIA H200'));
+  assert.doesNotMatch(h200, /vs FlashMLA\s+ok/);
+  assert.match(
+    h200,
+    /\nvs FlashMLA: not shown: FlashMLA's small-batch figures were measured on NVIDIA H100 80GB HBM3, not on NVIDIA H200$/,
+  );
+
+  const elements = allElements(parseXml(renderBenchSvg(report)));
+  const byClass = (name: string) => elements.filter((e) => e.attributes.class === name);
+  assert.match(byClass('title')[0].text, /^flashmla decode, small batches: NVIDIA H100/);
+  assert.equal(byClass('bar-us').length, 20);
+  assert.equal(byClass('bar-flashmla-us').length, 20);
+  assert.equal(byClass('bar-ratio').length, 20);
+  assert.equal(byClass('bar-gbps').length, 0);
+  assert.equal(byClass('row-label')[19].text, 'b16/8192/h128/s1/v');
+  // Ours is shorter than FlashMLA's on every row (1.25× faster): a lower µs bar.
+  const tops = (name: string) => byClass(name).map((e) => Number(e.attributes.y));
+  const theirs = tops('bar-flashmla-us');
+  assert.ok(tops('bar-us').every((y, i) => y > theirs[i]));
+  const h200Chart = allElements(parseXml(renderBenchSvg(smallReport('NVIDIA H200'))));
+  assert.equal(h200Chart.filter((e) => e.attributes.class === 'bar-flashmla-us').length, 0);
+  assert.equal(h200Chart.filter((e) => e.attributes.class === 'bar-ratio').length, 0);
+});
+
+test('on a card FlashMLA was measured on, the chart shows each row’s ratio around 1.0 and FlashMLA’s rates', () => {
+  const report = sampleReport();
+  const elements = allElements(parseXml(renderBenchSvg(report)));
+  const byClass = (name: string) => elements.filter((e) => e.attributes.class === name);
+  const bars = byClass('bar-ratio');
+  assert.equal(bars.length, report.rows.length);
+  assert.deepEqual(
+    byClass('ratio-label').map((e) => e.text),
+    ['0.91', '0.78', '0.69', '0.70', '0.64', '1.10'],
+  );
+  // Bars hang from the line at 1.0: down when slower, up when faster; red below 0.97, green
+  // above 1, grey where the row failed its check.
+  const parity = Number(byClass('parity')[0].attributes.y1);
+  const top = (e: (typeof bars)[number]) => Number(e.attributes.y);
+  const end = (e: (typeof bars)[number]) => Number(e.attributes.y) + Number(e.attributes.height);
+  for (const i of [0, 1, 2, 3, 4]) assert.ok(Math.abs(top(bars[i]) - parity) < 0.2);
+  assert.ok(Math.abs(end(bars[5]) - parity) < 0.2);
+  assert.ok(end(bars[2]) > end(bars[0]));
+  assert.deepEqual(
+    bars.map((e) => e.attributes.fill),
+    ['#e15759', '#e15759', '#e15759', '#e15759', '#bbbbbb', '#59a14f'],
+  );
+  // The geomean line sits between the ratios' extremes, its value in the margin.
+  const geomeanY = Number(byClass('geomean')[0].attributes.y1);
+  assert.ok(geomeanY > parity && geomeanY < end(bars[2]));
+  assert.equal(byClass('geomean-value')[0].text, '0.82×');
+  assert.match(byClass('panel-title')[0].text, /geomean 0\.82× over 5 rows, 4 below 0\.97×/);
+  // FlashMLA's GB/s as ticks on our bars: above ours where it is faster, below where slower.
+  const gbpsBars = byClass('bar-gbps');
+  const ticks = byClass('ref-gbps');
+  assert.equal(ticks.length, report.rows.length);
+  assert.equal(byClass('ref-tflops').length, report.rows.length);
+  assert.ok(Number(ticks[0].attributes.y1) < Number(gbpsBars[0].attributes.y));
+  assert.ok(Number(ticks[5].attributes.y1) > Number(gbpsBars[5].attributes.y));
+  assert.match(
+    byClass('footer')
+      .map((e) => e.text)
+      .join(' '),
+    /vs FlashMLA: FlashMLA 2025-04, .* measured on NVIDIA H100 80GB HBM3 on 2026-11-28/,
+  );
+  // Elsewhere: no ratio panel, no ticks, and the footer says why.
+  const other = allElements(parseXml(renderBenchSvg(sampleReport('Card & <Co>'))));
+  const otherClass = (name: string) => other.filter((e) => e.attributes.class === name);
+  assert.equal(otherClass('bar-ratio').length, 0);
+  assert.equal(otherClass('ref-gbps').length, 0);
+  assert.match(
+    otherClass('footer')
+      .map((e) => e.text)
+      .join(' '),
+    /vs FlashMLA: not shown: FlashMLA&apos;s figures were measured on NVIDIA H100 80GB HBM3 and NVIDIA H200, not on Card &amp; &lt;Co&gt;/,
+  );
+});
+
+test('--small times a captured graph per replay and divides by its calls; the b = 128 suite times calls', () => {
+  // The CPU backend with its graph and timer observed: a replay "takes" 6, 7, 8 ms.
+  const seen = { captures: 0, replays: 0, disposed: 0, timeOptions: [] as object[] };
+  const backend = Object.assign(Object.create(cpuBackend) as Backend, {
+    captureGraph(record: () => void) {
+      seen.captures++;
+      return {
+        replay: () => {
+          seen.replays++;
+          record();
+        },
+        dispose: () => {
+          seen.disposed++;
+        },
+      };
+    },
+    time(work: () => void, options: { warmup: number; repeats: number }) {
+      seen.timeOptions.push(options);
+      for (let i = 0; i < options.warmup + options.repeats; i++) work();
+      return Array.from({ length: options.repeats }, (_, i) => 6 + i);
+    },
+  });
+  const matrix = { ...CPU_SMALL_MATRIX, batches: [2], meanLengths: [16], numHeadsQ: [16] };
+  const report = runBench(backend, {
+    suite: 'small',
+    matrix: { ...matrix, varlen: [false] },
+    graphCalls: 2,
+    warmup: 1,
+    repeats: 3,
+    seed: 0,
+  });
+  assert.deepEqual(seen, {
+    captures: 1,
+    replays: 4,
+    disposed: 1,
+    timeOptions: [{ warmup: 1, repeats: 3 }],
+  });
+  const [row] = report.rows;
+  assert.equal(row.label, 'b2/16/h16/s1');
+  assert.ok(row.ok, row.check);
+  // Median 7 ms a replay of 2 calls: 3500 µs a call; 6 and 8 ms give the extremes.
+  assert.deepEqual([row.medianUs, row.minUs, row.maxUs], [3500, 3000, 4000]);
+  assert.ok(!report.comparison.available);
+  assert.match(report.comparison.reason, /CPU backend/);
+
+  const standard = runBench(backend, {
+    suite: 'standard',
+    matrix: {
+      ...STANDARD_MATRIX,
+      batch: 2,
+      meanLengths: [16],
+      numHeadsQ: [16],
+      seqlensQ: [1],
+      varlen: [false],
+    },
+    warmup: 1,
+    repeats: 3,
+    seed: 0,
+  });
+  assert.equal(seen.captures, 1);
+  assert.deepEqual(seen.timeOptions[1], { warmup: 1, repeats: 3 });
+  assert.equal(standard.rows[0].label, '16/h16/s1');
+  assert.equal(standard.rows[0].medianUs, 7000);
+});
+
 test('bench runs end to end on the CPU backend, checked, and repeats its lengths for a seed', () => {
   const settings = {
+    suite: 'standard' as const,
     matrix: {
       batch: 2,
       meanLengths: [64],
@@ -349,6 +719,7 @@ test('flashmla bench prints JSON or CSV, writes the chart and saves results unde
     const report = JSON.parse(json.stdout) as BenchReport;
     assert.equal(report.rows.length, 2);
     assert.match(report.card, /^CPU/);
+    assert.equal(report.decodeKernel, null);
     const saved = readdirSync(dir).filter((name) => name.endsWith('.json'));
     assert.equal(saved.length, 1);
     assert.match(saved[0], /^cpu[a-z0-9._-]*-\d{4}-\d{2}-\d{2}\.json$/);
@@ -365,10 +736,43 @@ test('flashmla bench prints JSON or CSV, writes the chart and saves results unde
     const table = runCli(['bench', ...tiny, '--varlen', 'off']);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /CPU backend/);
-    assert.match(table.stdout, /\n\s+64\s+16\s+1\s+no\s+.*ok\n?$/);
+    assert.match(
+      table.stdout,
+      /\n\s+64\s+16\s+1\s+no\s+.*ok\n\nvs FlashMLA: not shown: the CPU backend runs here/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('flashmla bench --small runs on the CPU backend, is in --help, and refuses --quick', () => {
+  const tiny = ['bench', '--small', '--backend', 'cpu', '--batch', '2', '--lengths', '16'];
+  const args = [...tiny, '--heads', '16', '--warmup', '0', '--repeats', '1'];
+  const json = runCli([...args, '--json']);
+  assert.equal(json.status, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as BenchReport;
+  assert.ok(report.settings.suite === 'small');
+  assert.equal(report.settings.graphCalls, 20);
+  assert.deepEqual(
+    report.rows.map((row) => [row.label, row.ok]),
+    [
+      ['b2/16/h16/s1', true],
+      ['b2/16/h16/s1/v', true],
+    ],
+  );
+  assert.ok(!report.comparison.available);
+  const table = runCli([...args, '--varlen', 'off']);
+  assert.equal(table.status, 0, table.stderr);
+  assert.match(table.stdout, /\nb\s+mean len\s+h_q/);
+  assert.match(table.stdout, /\n2\s+16\s+16\s+1\s+no\s+.*ok\n/);
+  assert.match(table.stdout, /\nvs FlashMLA: not shown: the CPU backend runs here/);
+  const refused = runCli(['bench', '--small', '--quick', '--backend', 'cpu']);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /--small and --quick cannot be combined/);
+  const help = runCli(['bench', '--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--small\s+the small-batch matrix instead \(20 rows\)/);
+  assert.match(help.stdout, /On the CPU backend: the same at b 1, 2 and mean length 64/);
 });
 
 test('a row check samples the longest sequence against the reference and scans every output', () => {

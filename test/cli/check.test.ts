@@ -7,7 +7,7 @@ import {
   estimateCost,
   runCheck,
 } from '../../src/cli/check.js';
-import { cpuBackend } from '../../src/cpu/cpu-backend.js';
+import { cpuBackend } from '../../src/cpu-backend/backend.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
 import { runAndCheck } from '../../src/verify/run.js';

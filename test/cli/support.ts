@@ -10,11 +10,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `flashmla <args>` in a child process (exit codes are real); --backend alone decides. */
-export function runCli(args: string[]): CliResult {
+/**
+ * Runs `flashmla <args>` in a child process (exit codes are real); FLASHMLA_BACKEND is unset
+ * unless `env` sets it.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}): CliResult {
   const result = spawnSync(process.execPath, [MAIN, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, FLASHMLA_BACKEND: '', CI: '1' },
+    env: { ...process.env, FLASHMLA_BACKEND: '', CI: '1', ...env },
     timeout: 60_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };

@@ -34,7 +34,6 @@ function driverLoadFailure(): GpuUnavailableError | null {
 
 test('every CUDA module imports without a driver', async () => {
   const modules = [
-    'index',
     'driver',
     'errors',
     'device',

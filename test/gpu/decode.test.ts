@@ -5,15 +5,15 @@
  * each run.
  */
 import assert from 'node:assert/strict';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_K, HEAD_DIM_V } from '../../src/config.js';
-import type { CudaBackend } from '../../src/kernels/cuda-backend.js';
+import type { CudaBackend } from '../../src/cuda-backend/backend.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
-import { pairwiseDesign } from '../../src/verify/pairwise.js';
 import { judgeDecode } from '../../src/verify/precision.js';
 import { generateProblem, type Problem, type ProblemConfig } from '../../src/verify/problems.js';
 import { describeProblem } from '../support/decode.js';
+import { pairwiseDesign } from '../support/pairwise.js';
 import { decodeOnGpu, gpuTest, SUITE_SEED, uploadProblem } from './support.js';
 
 const HEAD_LAYOUTS = [

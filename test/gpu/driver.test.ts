@@ -9,28 +9,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { CudaDevice } from '../../src/cuda/device.js';
+import { DeviceTensor, uploadHostTensorPreservingLayout } from '../../src/cuda/device-tensor.js';
+import { CudaEvent } from '../../src/cuda/event.js';
+import { captureGraph } from '../../src/cuda/graph.js';
 import {
-  CudaDevice,
-  CudaEvent,
-  CudaModule,
-  CudaStream,
-  captureGraph,
   copyDeviceToDevice,
   copyDeviceToHost,
   copyDeviceToHostSync,
   copyHostToDevice,
   copyHostToDeviceSync,
   DeviceBuffer,
-  DeviceTensor,
-  encodeTensorMapTiled,
   fill,
   fillSync,
-  type LaunchConfig,
-  probeCuda,
   subspan,
-  TENSOR_MAP_BYTES,
-  uploadHostTensorPreservingLayout,
-} from '../../src/cuda/index.js';
+} from '../../src/cuda/memory.js';
+import { CudaModule, type LaunchConfig } from '../../src/cuda/module.js';
+import { probeCuda } from '../../src/cuda/probe.js';
+import { CudaStream } from '../../src/cuda/stream.js';
+import { encodeTensorMapTiled, TENSOR_MAP_BYTES } from '../../src/cuda/tensor-map.js';
 import { DisposedError, LimitError, StrideError } from '../../src/errors.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
@@ -496,18 +493,21 @@ test('a sticky error loses the context: later calls throw CudaContextLostError a
   const dir = mkdtempSync(join(tmpdir(), 'flashmla-sticky-'));
   const cubinPath = join(dir, 'kernels.cubin');
   writeFileSync(cubinPath, kernels.cubin);
-  const cudaIndex = fileURLToPath(new URL('../../src/cuda/index.js', import.meta.url));
+  const cuda = (name: string) =>
+    JSON.stringify(fileURLToPath(new URL(`../../src/cuda/${name}.js`, import.meta.url)));
   const script = `
     import { readFileSync } from 'node:fs';
-    const cuda = await import(${JSON.stringify(cudaIndex)});
-    const device = cuda.CudaDevice.open(0);
-    const module = cuda.CudaModule.load(device, new Uint8Array(readFileSync(${JSON.stringify(cubinPath)})));
+    const { CudaDevice } = await import(${cuda('device')});
+    const { DeviceBuffer } = await import(${cuda('memory')});
+    const { CudaModule } = await import(${cuda('module')});
+    const device = CudaDevice.open(0);
+    const module = CudaModule.load(device, new Uint8Array(readFileSync(${JSON.stringify(cubinPath)})));
     const params = new Uint8Array(8);
     module.getFunction('store_to_null').launch({ grid: [1, 1, 1], block: [1, 1, 1], params });
     const report = {};
     try { device.synchronize(); } catch (error) { report.first = [error.name, error.code, error.resultName, error.call]; }
     report.poisoned = device.poisoned;
-    try { cuda.DeviceBuffer.alloc(device, 16); } catch (error) { report.later = [error.name, error.code, error.resultName, error.call, error.message]; }
+    try { DeviceBuffer.alloc(device, 16); } catch (error) { report.later = [error.name, error.code, error.resultName, error.call, error.message]; }
     module.dispose();
     device.dispose();
     console.log(JSON.stringify(report));
@@ -528,10 +528,10 @@ test('a sticky error loses the context: later calls throw CudaContextLostError a
     'CudaContextLostError',
     'ERR_CUDA_CONTEXT_LOST',
     'CUDA_ERROR_ILLEGAL_ADDRESS',
-    'cuMemAlloc_v2',
+    'cuMemAllocFromPoolAsync',
   ]);
   assert.match(
     report.later[4],
-    /cuMemAlloc_v2 was not run: the CUDA context of cuda:0 is lost: cuCtxSynchronize failed/,
+    /cuMemAllocFromPoolAsync was not run: the CUDA context of cuda:0 is lost: cuCtxSynchronize failed/,
   );
 });

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { HEAD_DIM_K } from '../../src/config.js';
 import { DeviceTensor } from '../../src/cuda/device-tensor.js';
-import { launchFillNormal } from '../../src/kernels/launch.js';
+import { launchFillNormal } from '../../src/cuda-backend/launch.js';
 import { Random } from '../../src/tensor/random.js';
 import { comparePrecision } from '../../src/verify/precision.js';
 import { DATA_KINDS, type DataKind } from '../../src/verify/problems.js';

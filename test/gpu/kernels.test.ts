@@ -4,20 +4,21 @@
  * through a tensor map encoded from TypeScript.
  */
 import assert from 'node:assert/strict';
-import { getMlaMetadata } from '../../src/api.js';
+import { getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V, MAX_SCHEDULER_BATCH } from '../../src/config.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
 import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { encodeTensorMapTiled } from '../../src/cuda/tensor-map.js';
+import { launchCombine } from '../../src/cuda-backend/launch.js';
+import { AttentionShapeLayout, ParamBlock } from '../../src/cuda-backend/layout.js';
 import { LimitError } from '../../src/errors.js';
-import { launchCombine, launchTmaProbe } from '../../src/kernels/launch.js';
-import { AttentionShapeLayout, ParamBlock } from '../../src/kernels/layout.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { computeTileSchedule, numSmPartsFor } from '../../src/scheduler.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
 import { drawLengths, generateProblem } from '../../src/verify/problems.js';
 import { gpuTest, referenceOnGpu, SUITE_SEED, uploadProblem } from './support.js';
+import { launchTmaProbe } from './test-kernels.js';
 
 gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
   const random = new Random(SUITE_SEED);

@@ -5,8 +5,8 @@
  * mismatch; the sanitizer's own exit code reports memory errors and races.
  */
 
-import { referenceDecode } from '../../src/cpu/reference.js';
-import { CudaBackend } from '../../src/kernels/cuda-backend.js';
+import { CudaBackend } from '../../src/cuda-backend/backend.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
 import { generateProblem, type ProblemConfig } from '../../src/verify/problems.js';

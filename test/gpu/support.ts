@@ -6,21 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
+import { checkDecodeArguments } from '../../src/api/validate.js';
+import type { DecodeShape } from '../../src/backend/backend.js';
+import type { MlaMetadata } from '../../src/backend/metadata.js';
 import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../../src/config.js';
 import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { copyDeviceToHostSync, DeviceBuffer, fill, subspan } from '../../src/cuda/memory.js';
+import { CudaBackend } from '../../src/cuda-backend/backend.js';
 import { GpuUnavailableError } from '../../src/errors.js';
-import { CudaBackend } from '../../src/kernels/cuda-backend.js';
-import { launchReference } from '../../src/kernels/launch.js';
-import type { MlaMetadata } from '../../src/metadata.js';
 import { bytesPerElement } from '../../src/tensor/dtype.js';
 import { float32ToBf16Bits, float32ToFp16Bits, halfDecodeTable } from '../../src/tensor/half.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { numel, storageSpan } from '../../src/tensor/tensor.js';
-import type { DecodeShape } from '../../src/validate.js';
-import { checkDecodeArguments } from '../../src/validate.js';
 import {
   boundedErrorScales,
   type KeyMaxima,
@@ -30,6 +28,8 @@ import {
 import type { DeviceProblem } from '../../src/verify/gpu-problems.js';
 import type { JudgedReference } from '../../src/verify/precision.js';
 import type { Problem } from '../../src/verify/problems.js';
+import { prepareDecode } from '../../src/verify/run.js';
+import { launchReference } from './test-kernels.js';
 
 export { type DeviceProblem, generateOnGpu } from '../../src/verify/gpu-problems.js';
 
@@ -122,10 +122,6 @@ export function decodeOnGpu(
   metadataIn?: MlaMetadata,
 ): GpuDecodeResult {
   const [batch, seqlenQ, numHeadsQ] = problem.q.shape;
-  const numHeadsKv = problem.kCache.shape[2];
-  const metadata =
-    metadataIn ??
-    getMlaMetadata(problem.cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
   const out = new GuardedOutput(backend, problem.q.dtype as 'bf16', [
     batch,
     seqlenQ,
@@ -134,21 +130,12 @@ export function decodeOnGpu(
   ]);
   const lse = new GuardedOutput(backend, 'float32', [batch, numHeadsQ, seqlenQ]);
   try {
-    flashMlaWithKvcache(
-      problem.q,
-      problem.kCache,
-      problem.blockTable,
-      problem.cacheSeqlens,
-      HEAD_DIM_V,
-      metadata.tileSchedulerMetadata,
-      metadata.numSplits,
-      {
-        softmaxScale: problem.softmaxScale,
-        causal: problem.causal,
-        out: out.tensor,
-        lse: lse.tensor,
-      },
+    const { metadata, decode } = prepareDecode(
+      problem,
+      { out: out.tensor, lse: lse.tensor },
+      metadataIn,
     );
+    decode();
     const result = { out: out.tensor.toHostSync(), lse: lse.tensor.toHostSync(), metadata };
     out.assertGuardIntact(`${label} out`);
     lse.assertGuardIntact(`${label} lse`);

@@ -1,34 +1,17 @@
 import assert from 'node:assert/strict';
-import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { judgeDecode } from '../../src/verify/precision.js';
 import type { Problem } from '../../src/verify/problems.js';
+import { prepareDecode } from '../../src/verify/run.js';
 
 /** Runs a host problem through the public API (CPU backend), outputs NaN-prefilled. */
 export function decodeOnHost(problem: Problem) {
-  const { q, kCache, blockTable, cacheSeqlens, softmaxScale, causal } = problem;
-  const [batch, seqlenQ, numHeadsQ] = q.shape;
-  const numHeadsKv = kCache.shape[2];
-  const metadata = getMlaMetadata(cacheSeqlens, (seqlenQ * numHeadsQ) / numHeadsKv, numHeadsKv);
-  const out = HostTensor.full(q.dtype, [batch, seqlenQ, numHeadsQ, HEAD_DIM_V], Number.NaN);
+  const [batch, seqlenQ, numHeadsQ] = problem.q.shape;
+  const out = HostTensor.full(problem.q.dtype, [batch, seqlenQ, numHeadsQ, HEAD_DIM_V], Number.NaN);
   const lse = HostTensor.full('float32', [batch, numHeadsQ, seqlenQ], Number.NaN);
-  const result = flashMlaWithKvcache(
-    q,
-    kCache,
-    blockTable,
-    cacheSeqlens,
-    HEAD_DIM_V,
-    metadata.tileSchedulerMetadata,
-    metadata.numSplits,
-    {
-      softmaxScale,
-      causal,
-      out,
-      lse,
-    },
-  );
-  assert.equal(result.out, out, 'the preallocated out is the one returned');
+  const { metadata, decode } = prepareDecode(problem, { out, lse });
+  decode();
   return { out, lse, metadata };
 }
 

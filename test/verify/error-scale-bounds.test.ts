@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HEAD_DIM_V } from '../../src/config.js';
-import { attendedKeyCount, HostProblem } from '../../src/cpu/problem.js';
-import { referenceDecode } from '../../src/cpu/reference.js';
+import { attendedKeyCount, HostProblem } from '../../src/reference/problem.js';
+import { referenceDecode } from '../../src/reference/reference.js';
 import { Random } from '../../src/tensor/random.js';
 import { boundedErrorScales, keyMaxima } from '../../src/verify/error-scale-bounds.js';
 import { generateProblem } from '../../src/verify/problems.js';

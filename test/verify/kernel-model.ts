@@ -10,7 +10,7 @@
  * noise that correct rounding adds.
  */
 import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../../src/config.js';
-import { type HostDecodeInputs, HostProblem } from '../../src/cpu/problem.js';
+import { type HostDecodeInputs, HostProblem } from '../../src/reference/problem.js';
 import { roundToBf16, roundToFp16 } from '../../src/tensor/half.js';
 import { encodeElement, HostTensor } from '../../src/tensor/host-tensor.js';
 

@@ -18,7 +18,7 @@ import {
   type ReferenceResult,
   referenceDecode,
   SMALLEST_NORMAL,
-} from '../../src/cpu/reference.js';
+} from '../../src/reference/reference.js';
 import type { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { formatRatio, judgeDecode } from '../../src/verify/precision.js';

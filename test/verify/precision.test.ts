@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import { roundToBf16 } from '../../src/tensor/half.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
-import { pairwiseDesign } from '../../src/verify/pairwise.js';
 import { comparePrecision, type JudgedReference } from '../../src/verify/precision.js';
+import { pairwiseDesign } from '../support/pairwise.js';
 
 /** Two rows of one batch, one query token, two heads: out [1, 1, 2, 512], lse [1, 2, 1]. */
 function reference(

@@ -1,0 +1,513 @@
+// The split-KV decode kernel for Hopper: K by TMA, both products on wgmma, and the "seesaw"
+// schedule that overlaps one warpgroup's softmax with the other's tensor-core work.
+//
+// Grid: (ceil(rows_per_kv_head / 64), h_kv, num_sm_parts), persistent over the tile schedule;
+// block: kSeesawThreads = 384 threads; dynamic shared memory: kSeesawSmemBytes
+// (SeesawSharedStorage plus 1 KiB of alignment slack). CTA (x, y, z) computes query rows
+// 64x .. 64x + 63 of KV head y (row m = s * group_size + g is q head y * group_size + g, token s)
+// for every piece of part z (csrc/decode_common.cuh).
+//
+// Roles. One thread of warpgroup 2 is the producer. It walks the part's pieces and loads every KV
+// block as 9 TMA boxes of 64 tokens x 64 channels into one of two buffers, each box completing on
+// its own mbarrier so that Q·Kᵀ starts when the first lands. Block ids are range-checked: a bad one is reported and
+// loaded as a box past the end of the cache, which TMA fills with zeros without reading. A buffer
+// is refilled group by group as each group of sub-tiles loses its last reader (FreeGroup below),
+// so much of the next pair is in flight while this pair is computed. The producer also checks the
+// part's seal (csrc/schedule_seal.h) against the lengths and splits it read.
+//
+// Math. Warpgroups 0 and 1 (WG0, WG1) load each piece's Q tile (cp.async, zero rows past
+// rows_per_kv_head), then take the piece's blocks in pairs, block 2i in buffer 0 and
+// 2i + 1 in buffer 1. The 64 x 512 output is split by columns: WG0 holds O_L (columns 0..255),
+// WG1 O_R (256..511). Per pair, with m the running row max shared through shared memory:
+//   WG0: m0 = max(m, rowmax S0); scale0 = exp(m - m0); P0 = exp(S0 - m0), also stored for WG1;
+//        O_L = O_L·scale0 + P0·V0_L                                       (P0 from registers)
+//   WG1: O_R = O_R·scale0 + P0·V0_R                                       (P0 from smem)
+//        and meanwhile m1 = max(m0, rowmax S1); scale1 = exp(m0 - m1); P1 = exp(S1 - m1), also
+//        stored for WG0; O_R = O_R·scale1 + P1·V1_R                       (P1 from registers)
+//   WG0: O_L = O_L·scale1 + P1·V1_L                                       (P1 from smem)
+// with S0 = Q·K0ᵀ (WG0) and S1 = Q·K1ᵀ (WG1) computed side by side at the start of the pair. Each
+// warpgroup's exponentials run while the other's products keep the tensor cores busy, and
+// buffer 0 is free halfway through the pair. P1 travels in sub-tile 8 of buffer 1 (K1's RoPE
+// channels, dead once S1 is done; V is channels 0..511); P0 in its own sub-tile. Each warpgroup
+// keeps its share of the row sums; they are added at the end of the piece, which writes out/lse
+// (one split) or the split's float32 partial.
+//
+// Robustness: every length, token range and block-table column is clamped (decode_common.cuh),
+// block ids are range-checked, rows outside the piece are masked to -inf by select and their V
+// rows zeroed in shared memory before P·V, so NaN or Inf in unattended cache rows cannot reach
+// an output; emptiness is decided from index bounds, so NaN in q propagates.
+#include "decode_common.cuh"
+#include "seesaw_tile.cuh"
+
+namespace flashmla::seesaw {
+
+// Named barriers (0 is __syncthreads). The first four pair the two math warpgroups (256 threads);
+// the last two are one warpgroup's own.
+enum Barrier : uint32_t {
+  kQReady = 1,       // both: the piece's Q tile is in shared memory
+  kScale0Ready = 2,  // WG0 -> WG1: row_max = m0, scale0, and P0 in p0
+  kScale1Ready = 3,  // WG1 -> WG0: row_max = m1, scale1, and P1 in kv[1] sub-tile 8
+  kRowSumReady = 4,  // both: each warpgroup's row sums of the piece
+  kWarpgroup0 = 5,
+  kWarpgroup1 = 6,
+};
+
+constexpr int kRopeSubtile = kSubtilesK - 1;
+
+// The groups of sub-tiles that become free together, in the order a pair frees them, each with
+// one mbarrier that the four warps of its last reader arrive on:
+//   buffer 0 (block 2i):   RoPE after S0 (WG0), V0_L after P0·V0_L (WG0), V0_R after P0·V0_R (WG1)
+//   buffer 1 (block 2i+1): V1_R after P1·V1_R (WG1), V1_L and RoPE (carrying P1) after P1·V1_L (WG0)
+// The producer refills them in that order, and each warpgroup's Q·Kᵀ takes the sub-tiles in the
+// order they arrive.
+enum FreeGroup : int { kFree0Rope, kFree0Left, kFree0Right, kFree1Right, kFree1LeftRope, kFreeGroups };
+constexpr uint32_t kRopeMask = 1u << kRopeSubtile;
+constexpr uint32_t kLeftMask = 0x0Fu;   // sub-tiles 0..3: output columns 0..255
+constexpr uint32_t kRightMask = 0xF0u;  // sub-tiles 4..7: output columns 256..511
+constexpr uint32_t kWarpArrivals = 4;   // the warps of one warpgroup
+struct ScoreOrder0 {  // RoPE, V_L, V_R
+  static __device__ __forceinline__ constexpr int subtile(int i) { return i == 0 ? kRopeSubtile : i - 1; }
+};
+struct ScoreOrder1 {  // V_R, V_L, RoPE
+  static __device__ __forceinline__ constexpr int subtile(int i) { return i < 8 ? (i + 4) % 8 : kRopeSubtile; }
+};
+
+static_assert(kSeesawMathThreads == 2 * 128 && kSeesawThreads == 3 * 128, "two math warpgroups and a producer");
+static_assert(kSubtilesV == 2 * kVSubtilesPerHalf && kRopeSubtile == kSubtilesV, "V is sub-tiles 0..7");
+static_assert(offsetof(SeesawSharedStorage, q) % 1024 == 0 && offsetof(SeesawSharedStorage, kv) % 1024 == 0 &&
+                  offsetof(SeesawSharedStorage, p0) % 1024 == 0,
+              "sub-tiles start on 1024-byte boundaries relative to the aligned base");
+
+// Shared-memory addresses of the plan's parts.
+struct Smem {
+  SeesawSharedStorage* s;
+  uint32_t q;
+  uint32_t kv[2];
+  uint32_t p0;
+  uint32_t full[2];  // kv_full[b][0]; sub-tile k's barrier at full[b] + 8 k
+  uint32_t free;     // kv_free[0]; group g's barrier at free + 8 g
+};
+
+__device__ __forceinline__ Smem smem_of(uint8_t* raw) {
+  const uint32_t raw_addr = ptx::smem_addr(raw);
+  const uint32_t pad = (kSeesawSmemAlignment - raw_addr % kSeesawSmemAlignment) % kSeesawSmemAlignment;
+  Smem m;
+  m.s = reinterpret_cast<SeesawSharedStorage*>(raw + pad);
+  m.q = ptx::smem_addr(m.s->q);
+  m.p0 = ptx::smem_addr(m.s->p0);
+  for (int b = 0; b < 2; ++b) {
+    m.kv[b] = ptx::smem_addr(m.s->kv[b]);
+    m.full[b] = ptx::smem_addr(m.s->kv_full[b]);
+  }
+  m.free = ptx::smem_addr(m.s->kv_free);
+  return m;
+}
+
+// One warp's arrival on a group's free barrier: after the warp's last read has completed.
+__device__ __forceinline__ void release(const Smem& sm, FreeGroup group, const Lane& lane) {
+  if (lane.gid == 0 && lane.tig == 0) ptx::mbarrier_arrive(sm.free + 8 * group);
+}
+
+// ---- the producer ---------------------------------------------------------------------------
+
+// Loads the sub-tiles of `mask` of a block into a buffer once their group is free (`used`: how
+// many times the group was filled before).
+__device__ __forceinline__ void load_group(const DecodeParams& p, const Smem& sm, int buffer, uint32_t mask,
+                                           FreeGroup group, uint32_t used, int kv_head, int32_t block_id,
+                                           uint64_t policy) {
+  if (used > 0) ptx::mbarrier_wait(sm.free + 8 * group, (used - 1) & 1);
+  const uint32_t full = buffer == 0 ? sm.full[0] : sm.full[1];
+  const uint32_t tile = buffer == 0 ? sm.kv[0] : sm.kv[1];
+#pragma unroll
+  for (int sub = 0; sub < kSubtilesK; ++sub) {
+    if ((mask >> sub & 1u) == 0) continue;
+    ptx::mbarrier_arrive_expect_tx(full + 8 * sub, kSubtileBytes);
+    ptx::tma_load_4d(tile + sub * kSubtileBytes, p.k_tensor_map, full + 8 * sub, sub * kSubtileCols, kv_head, 0,
+                     block_id, policy);
+  }
+}
+
+// Block n of a piece's block-table row, or a box past the end of the cache (zeros, never read)
+// for an id out of range, which is reported.
+__device__ __forceinline__ int32_t block_id_of(const DecodeParams& p, const int32_t* table, int n, int batch) {
+  const int32_t block_id = table[n];
+  if (decode::block_id_in_range(p.shape, block_id)) return block_id;
+  decode::report(p, kErrorBlockIdOutOfRange, batch);
+  return max(p.shape.num_cache_blocks, 1);
+}
+
+__device__ void produce(const DecodeParams& p, const Smem& sm, const decode::PartRange& r, int kv_head) {
+  const AttentionShape& sh = p.shape;
+  const uint64_t policy = ptx::l2_evict_first_policy();
+  uint32_t pairs = 0;         // pairs loaded so far: fills of the buffer-0 groups
+  uint32_t second_fills = 0;  // of them with a second block: fills of the buffer-1 groups
+  uint32_t seal = r.fields_seal;
+  if (r.end_batch >= r.begin_batch) seal = seal_absorb(seal, p.num_splits[r.begin_batch]);
+  for (int batch = r.begin_batch; batch <= r.end_batch; ++batch) {
+    const int32_t raw_len = p.cache_seqlens[batch];
+    seal = seal_absorb(seal_absorb(seal, raw_len), p.num_splits[batch + 1]);
+    if (!decode::length_in_range(sh, raw_len)) decode::report(p, kErrorLengthOutOfRange, batch);
+    const decode::Piece pc = decode::piece_of(sh, r, batch, raw_len);
+    const int32_t* table = p.block_table + static_cast<int64_t>(batch) * sh.block_table_batch_stride + pc.first_page;
+    for (int n = 0; n < pc.num_blocks; n += 2) {
+      const bool has_k1 = n + 1 < pc.num_blocks;
+      const int32_t id0 = block_id_of(p, table, n, batch);
+      const int32_t id1 = has_k1 ? block_id_of(p, table, n + 1, batch) : 0;
+      load_group(p, sm, 0, kRopeMask, kFree0Rope, pairs, kv_head, id0, policy);
+      load_group(p, sm, 0, kLeftMask, kFree0Left, pairs, kv_head, id0, policy);
+      load_group(p, sm, 0, kRightMask, kFree0Right, pairs, kv_head, id0, policy);
+      if (has_k1) {
+        load_group(p, sm, 1, kRightMask, kFree1Right, second_fills, kv_head, id1, policy);
+        load_group(p, sm, 1, kLeftMask | kRopeMask, kFree1LeftRope, second_fills, kv_head, id1, policy);
+        ++second_fills;
+      }
+      ++pairs;
+    }
+  }
+  if (seal != r.seal) decode::report(p, kErrorStaleSchedule, r.begin_batch);
+}
+
+// ---- the math warpgroups --------------------------------------------------------------------
+
+// What one math thread keeps across a piece's blocks.
+template <typename T>
+struct MathState {
+  float o[kOutRegs];         // this warpgroup's 64 x 256 slice of O
+  float s[kScoreRegs];       // the current block's scores, then probabilities
+  uint32_t a[kKeySteps][4];  // P as the A operand
+  float m[2];                // running max of the thread's two rows (raw q·k units)
+  float sum[2];              // this thread's share of their sums
+};
+
+// The 64 query rows of the tile for sequence `batch`, by the 256 math threads: thread t copies
+// 16-byte slot t % 8 of rows t / 8 and t / 8 + 32 in all 9 sub-tiles, into the swizzled layout.
+// Rows past rows_per_kv_head are zero-filled.
+template <typename T>
+__device__ __forceinline__ void load_q(const DecodeParams& p, const Smem& sm, int batch, int row0, int kv_head,
+                                       int thread) {
+  const AttentionShape& sh = p.shape;
+  const T* q = static_cast<const T*>(p.q);
+  const int slot = thread % 8;
+#pragma unroll
+  for (int pass = 0; pass < kRowTile / 32; ++pass) {
+    const int row = thread / 8 + 32 * pass;
+    const int m = row0 + row;
+    const bool valid = m < sh.rows_per_kv_head;
+    const T* src = q;
+    if (valid) {
+      const decode::QueryRow qr = decode::query_row(sh, kv_head, m);
+      src = q + static_cast<int64_t>(batch) * sh.q_batch_stride + static_cast<int64_t>(qr.s) * sh.q_row_stride +
+            static_cast<int64_t>(qr.q_head) * sh.q_head_stride + slot * 8;
+    }
+    const uint32_t dst = sm.q + row * kRowBytes + ((slot ^ (row & 7)) << 4);
+#pragma unroll
+    for (int sub = 0; sub < kSubtilesK; ++sub) {
+      ptx::cp_async_16_zfill(dst + sub * kSubtileBytes, valid ? src + sub * kSubtileCols : q, valid);
+    }
+  }
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  ptx::fence_proxy_async_shared();  // cp.async writes, then wgmma reads through the async proxy
+}
+
+// Block n of the piece, relative to its first token: which rows (tokens) lie in the piece.
+struct BlockRows {
+  int lo;  // rows below lo precede the piece (only in a malformed schedule)
+  int hi;  // rows from hi on are past the piece's end
+  __device__ __forceinline__ bool partial() const { return lo > 0 || hi < kPageBlockSize; }
+};
+
+__device__ __forceinline__ BlockRows block_rows(const decode::Piece& pc, int n) {
+  const int tok0 = (pc.first_page + n) * kPageBlockSize;
+  return BlockRows{pc.tok_begin - tok0, pc.tok_end - tok0};
+}
+
+// Where a pair is in its piece.
+struct PairInfo {
+  int n;               // its first block within the piece
+  bool has_k1;         // block n + 1 exists
+  uint32_t parity[2];  // of this pair's fill of each buffer's full barriers
+};
+
+// The scores of block n + kWhich of the pair (sub-tiles in the order they were loaded), waited
+// for and masked; returns each row's max over the block.
+template <typename T, int kWhich, typename Order>
+__device__ __forceinline__ void block_scores(MathState<T>& st, const Smem& sm, const Lane& lane,
+                                             const decode::Piece& pc, const int (&key_end)[2], const PairInfo& pair,
+                                             float (&block_max)[2]) {
+  issue_scores<T, Order, 0, kSubtilesK>(st.s, sm.q, sm.kv[kWhich], sm.full[kWhich], pair.parity[kWhich]);
+  wgmma::wait_group<0>();
+  wgmma::fence_registers(st.s);
+  const int block = pair.n + kWhich;
+  const int tok = (pc.first_page + block) * kPageBlockSize;
+  const int key_hi[2] = {key_end[0] - tok, key_end[1] - tok};
+  mask_and_max(st.s, lane, block_rows(pc, block).lo, key_hi, block_max);
+}
+
+template <typename T>
+__device__ __forceinline__ void pair_wg0(const DecodeParams& p, const Smem& sm, MathState<T>& st, const Lane& lane,
+                                         int thread_in_wg, const decode::Piece& pc, const int (&key_end)[2],
+                                         const PairInfo& pair) {
+  const float scale_log2 = p.shape.softmax_scale_log2;
+  float block_max[2];
+  block_scores<T, 0, ScoreOrder0>(st, sm, lane, pc, key_end, pair, block_max);
+  release(sm, kFree0Rope, lane);
+
+  float scale0[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float m0 = fmaxf(st.m[h], block_max[h]);
+    scale0[h] = exp2f((st.m[h] - safe_max(m0)) * scale_log2);
+    st.m[h] = m0;
+    if (lane.tig == 0) {
+      sm.s->row_max[lane.row(h)] = m0;
+      sm.s->scale0[lane.row(h)] = scale0[h];
+    }
+  }
+  float block_sum[2];
+  exponentiate(st.s, st.m, scale_log2, block_sum);
+  const float one[2] = {1.f, 1.f};
+  store_p<T>(st.s, one, lane, sm.p0);
+  ptx::named_barrier_arrive(kScale0Ready, kSeesawMathThreads);
+
+  pack_p<T>(st.s, st.a);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale0[h] + block_sum[h];
+  rescale(st.o, scale0);
+  const BlockRows rows0 = block_rows(pc, pair.n);
+  if (rows0.partial()) clear_rows_outside(sm.kv[0], 0, rows0.lo, rows0.hi, thread_in_wg, kWarpgroup0);
+  issue_pv<T>(st.o, st.a, sm.kv[0], 0);
+
+  ptx::named_barrier_sync(kScale1Ready, kSeesawMathThreads);
+  float scale1[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    scale1[h] = sm.s->scale1[lane.row(h)];
+    st.m[h] = sm.s->row_max[lane.row(h)];
+    st.sum[h] *= scale1[h];
+  }
+  wgmma::wait_group<0>();
+  wgmma::fence_registers(st.o);
+  release(sm, kFree0Left, lane);
+  rescale(st.o, scale1);
+  if (pair.has_k1) {
+    // Waiting on the barriers WG1 already passed makes the TMA writes visible to this warpgroup.
+#pragma unroll
+    for (int sub = 0; sub < kVSubtilesPerHalf; ++sub) ptx::mbarrier_wait(sm.full[1] + 8 * sub, pair.parity[1]);
+    const BlockRows rows1 = block_rows(pc, pair.n + 1);
+    if (rows1.partial()) clear_rows_outside(sm.kv[1], 0, rows1.lo, rows1.hi, thread_in_wg, kWarpgroup0);
+    issue_pv<T>(st.o, sm.kv[1] + kRopeSubtile * kSubtileBytes, sm.kv[1], 0);
+    wgmma::wait_group<0>();
+    wgmma::fence_registers(st.o);
+    release(sm, kFree1LeftRope, lane);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void pair_wg1(const DecodeParams& p, const Smem& sm, MathState<T>& st, const Lane& lane,
+                                         int thread_in_wg, const decode::Piece& pc, const int (&key_end)[2],
+                                         const PairInfo& pair) {
+  const float scale_log2 = p.shape.softmax_scale_log2;
+  float block_max[2] = {-INFINITY, -INFINITY};
+  if (pair.has_k1) block_scores<T, 1, ScoreOrder1>(st, sm, lane, pc, key_end, pair, block_max);
+
+  // O_R = O_R·scale0 + P0·V0_R, relative to m0.
+  ptx::named_barrier_sync(kScale0Ready, kSeesawMathThreads);
+  float m0[2];
+  float scale0[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    m0[h] = sm.s->row_max[lane.row(h)];
+    scale0[h] = sm.s->scale0[lane.row(h)];
+  }
+  rescale(st.o, scale0);
+  // Waiting on the barriers WG0 already passed makes the TMA writes visible to this warpgroup.
+#pragma unroll
+  for (int sub = kVSubtilesPerHalf; sub < 2 * kVSubtilesPerHalf; ++sub) {
+    ptx::mbarrier_wait(sm.full[0] + 8 * sub, pair.parity[0]);
+  }
+  const BlockRows rows0 = block_rows(pc, pair.n);
+  if (rows0.partial()) clear_rows_outside(sm.kv[0], 1, rows0.lo, rows0.hi, thread_in_wg, kWarpgroup1);
+  issue_pv<T>(st.o, sm.p0, sm.kv[0], 1);
+
+  // Meanwhile the softmax of S1, relative to m1.
+  float scale1[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float m1 = fmaxf(m0[h], block_max[h]);
+    scale1[h] = exp2f((m0[h] - safe_max(m1)) * scale_log2);
+    st.m[h] = m1;
+  }
+  __syncwarp();  // each row is read by its quad's four lanes before lane tig 0 overwrites it
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (lane.tig == 0) {
+      sm.s->row_max[lane.row(h)] = st.m[h];
+      sm.s->scale1[lane.row(h)] = scale1[h];
+    }
+  }
+  float block_sum[2] = {0.f, 0.f};
+  if (pair.has_k1) {
+    exponentiate(st.s, st.m, scale_log2, block_sum);
+    const float one[2] = {1.f, 1.f};
+    store_p<T>(st.s, one, lane, sm.kv[1] + kRopeSubtile * kSubtileBytes);
+  }
+  ptx::named_barrier_arrive(kScale1Ready, kSeesawMathThreads);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale0[h] * scale1[h] + block_sum[h];
+
+  wgmma::wait_group<0>();
+  wgmma::fence_registers(st.o);
+  release(sm, kFree0Right, lane);
+  rescale(st.o, scale1);
+  if (pair.has_k1) {
+    pack_p<T>(st.s, st.a);
+    const BlockRows rows1 = block_rows(pc, pair.n + 1);
+    if (rows1.partial()) clear_rows_outside(sm.kv[1], 1, rows1.lo, rows1.hi, thread_in_wg, kWarpgroup1);
+    issue_pv<T>(st.o, st.a, sm.kv[1], 1);
+    wgmma::wait_group<0>();
+    wgmma::fence_registers(st.o);
+    release(sm, kFree1Right, lane);
+  }
+}
+
+// Writes the piece's result for this thread's two rows and this warpgroup's 256 columns.
+template <typename T>
+__device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& sm, const MathState<T>& st,
+                                            const Lane& lane, int wg, int row0, int kv_head, const decode::Piece& pc,
+                                            const decode::PieceOutput& out, const int (&key_end)[2]) {
+  const AttentionShape& sh = p.shape;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float sum = st.sum[h];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (lane.tig == 0) sm.s->row_sum[wg][lane.row(h)] = sum;
+  }
+  ptx::named_barrier_sync(kRowSumReady, kSeesawMathThreads);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int m = row0 + lane.row(h);
+    if (m >= sh.rows_per_kv_head) continue;  // padding row of the last tile
+    const float total = sm.s->row_sum[0][lane.row(h)] + sm.s->row_sum[1][lane.row(h)];
+    const bool attends = key_end[h] > pc.tok_begin;
+    const float inv = attends ? 1.f / total : 0.f;
+    const float lse = attends ? st.m[h] * sh.softmax_scale + logf(total) : (out.is_final ? INFINITY : -INFINITY);
+    const int col0 = wg * kOutCols + 2 * lane.tig;
+    const decode::QueryRow qr = decode::query_row(sh, kv_head, m);
+    if (out.is_final) {
+      T* dst = static_cast<T*>(p.out) + decode::out_offset(sh, pc.batch, qr) + col0;
+#pragma unroll
+      for (int j = 0; j < kOutChunks; ++j) {
+        const float lo = attends ? st.o[4 * j + 2 * h] * inv : 0.f;
+        const float hi = attends ? st.o[4 * j + 2 * h + 1] * inv : 0.f;
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = Elem<T>::pack(lo, hi);
+      }
+      if (wg == 0 && lane.tig == 0) p.lse[decode::lse_offset(sh, pc.batch, qr)] = lse;
+    } else {
+      const int64_t row = decode::accum_row(sh, out.split_row, kv_head, m);
+      float* dst = p.o_accum + row * kHeadDimV + col0;
+#pragma unroll
+      for (int j = 0; j < kOutChunks; ++j) {
+        const float lo = attends ? st.o[4 * j + 2 * h] * inv : 0.f;
+        const float hi = attends ? st.o[4 * j + 2 * h + 1] * inv : 0.f;
+        *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(lo, hi);
+      }
+      if (wg == 0 && lane.tig == 0) p.lse_accum[row] = lse;
+    }
+  }
+}
+
+template <typename T>
+__device__ void math(const DecodeParams& p, const Smem& sm, const decode::PartRange& r, int wg, int row0,
+                     int kv_head) {
+  const AttentionShape& sh = p.shape;
+  const int thread_in_wg = static_cast<int>(threadIdx.x) % 128;
+  const Lane lane = lane_of(thread_in_wg);
+  uint32_t uses[2] = {0, 0};  // fills of each buffer so far
+  MathState<T> st;
+  for (int batch = r.begin_batch; batch <= r.end_batch; ++batch) {
+    const decode::Piece pc = decode::piece_of(sh, r, batch, p.cache_seqlens[batch]);
+    const decode::PieceOutput out = decode::output_of(p, r, batch, p.num_splits[batch], p.num_splits[batch + 1]);
+    int key_end[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) key_end[h] = decode::key_end_of_row(sh, pc, row0 + lane.row(h));
+#pragma unroll
+    for (int i = 0; i < kOutRegs; ++i) st.o[i] = 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      st.m[h] = -INFINITY;
+      st.sum[h] = 0.f;
+    }
+    if (pc.num_blocks > 0) load_q<T>(p, sm, batch, row0, kv_head, static_cast<int>(threadIdx.x));
+    // Also for empty pieces: past this barrier both warpgroups are done with the last piece's
+    // shared row sums, so they may be written again.
+    ptx::named_barrier_sync(kQReady, kSeesawMathThreads);
+    for (int n = 0; n < pc.num_blocks; n += 2) {
+      PairInfo pair;
+      pair.n = n;
+      pair.has_k1 = n + 1 < pc.num_blocks;
+      pair.parity[0] = uses[0] & 1;
+      pair.parity[1] = uses[1] & 1;
+      if (wg == 0) {
+        pair_wg0<T>(p, sm, st, lane, thread_in_wg, pc, key_end, pair);
+      } else {
+        pair_wg1<T>(p, sm, st, lane, thread_in_wg, pc, key_end, pair);
+      }
+      ++uses[0];
+      if (pair.has_k1) ++uses[1];
+    }
+    if (batch == r.end_batch) ptx::griddep_launch_dependents();
+    store_piece<T>(p, sm, st, lane, wg, row0, kv_head, pc, out, key_end);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void decode_cta(const DecodeParams& p, uint8_t* raw_smem) {
+  const AttentionShape& sh = p.shape;
+  const int row0 = static_cast<int>(blockIdx.x) * kRowTile;
+  const int kv_head = static_cast<int>(blockIdx.y);
+  const int part = static_cast<int>(blockIdx.z);
+  const Smem sm = smem_of(raw_smem);
+  const int wg = static_cast<int>(threadIdx.x) / 128;
+
+  if (threadIdx.x == 0) {
+    for (int b = 0; b < 2; ++b) {
+      for (int sub = 0; sub < kSubtilesK; ++sub) ptx::mbarrier_init(sm.full[b] + 8 * sub, 1);
+    }
+    for (int g = 0; g < kFreeGroups; ++g) ptx::mbarrier_init(sm.free + 8 * g, kWarpArrivals);
+    ptx::fence_proxy_async_shared();  // the initialised barriers, before TMA completes on them
+  }
+  __syncthreads();
+
+  // Wait for the kernel that wrote the schedule when launched programmatically (else a no-op).
+  ptx::griddep_wait();
+  if (part >= p.num_sm_parts || kv_head >= sh.num_heads_kv || sh.batch <= 0) {
+    ptx::griddep_launch_dependents();
+    return;
+  }
+  const decode::PartRange r = decode::read_part(p, part);
+
+  if (wg == 2) {
+    ptx::setmaxnreg_dec<kSeesawProducerRegisters>();
+    if (threadIdx.x == 2 * 128) produce(p, sm, r, kv_head);
+    ptx::griddep_launch_dependents();
+  } else {
+    ptx::setmaxnreg_inc<kSeesawMathRegisters>();
+    math<T>(p, sm, r, wg, row0, kv_head);
+  }
+}
+
+}  // namespace flashmla::seesaw
+
+extern "C" __global__ void __launch_bounds__(flashmla::kSeesawThreads, 1)
+    flashmla_decode_seesaw_bf16(const __grid_constant__ DecodeParams p) {
+  extern __shared__ __align__(1024) uint8_t seesaw_smem[];
+  flashmla::seesaw::decode_cta<__nv_bfloat16>(p, seesaw_smem);
+}
+
+extern "C" __global__ void __launch_bounds__(flashmla::kSeesawThreads, 1)
+    flashmla_decode_seesaw_fp16(const __grid_constant__ DecodeParams p) {
+  extern __shared__ __align__(1024) uint8_t seesaw_smem[];
+  flashmla::seesaw::decode_cta<__half>(p, seesaw_smem);
+}
