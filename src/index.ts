@@ -17,11 +17,7 @@ export { CudaEvent } from './cuda/event.js';
 export { type CudaProbe, probeCuda } from './cuda/probe.js';
 export { CudaStream } from './cuda/stream.js';
 export * from './errors.js';
-export {
-  type ReferencePrecision,
-  type ReferenceResult,
-  referenceDecode,
-} from './reference/reference.js';
+export { type ErrorScales, type ReferenceResult, referenceDecode } from './reference/reference.js';
 export { computeTileSchedule, numSmPartsFor, type TileSchedule } from './scheduler.js';
 export { bytesPerElement, type DType } from './tensor/dtype.js';
 export {
@@ -34,4 +30,4 @@ export {
 } from './tensor/half.js';
 export { HostTensor } from './tensor/host-tensor.js';
 export type { Tensor, TensorDevice } from './tensor/tensor.js';
-export { comparePrecision, compareStress, type PrecisionReport } from './verify/precision.js';
+export { comparePrecision, judgeDecode, type PrecisionReport } from './verify/precision.js';

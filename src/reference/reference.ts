@@ -3,15 +3,33 @@
  * output row directly from the definition in docs/semantics.md, reading only the keys that row attends,
  * so NaN/Inf in unattended cache rows cannot leak into it.
  *
- * The low-precision variant mimics what a tensor-core kernel does (float32 scores, P rounded to
- * bf16/fp16 before P·V); the precision rule uses it to set tolerances for large-magnitude inputs.
+ * On request it also gives, in the same pass, the two scales the precision rule
+ * (src/verify/precision.ts) sizes its bounds by: what rounding P can move each out element by,
+ * and how large the scores a kernel computes in float32 can be.
  */
 import { HEAD_DIM_K, HEAD_DIM_V } from '../config.js';
-import { roundToBf16, roundToFp16 } from '../tensor/half.js';
 import { encodeElement, type HostTensor } from '../tensor/host-tensor.js';
 import { type HostDecodeInputs, HostProblem } from './problem.js';
 
-export type ReferencePrecision = 'float64' | 'low';
+/**
+ * The smallest normal value φ of each 16-bit dtype. Rounding to the dtype errs by at most half a
+ * unit in the last place, u·max(|x|, φ) with u = 2^-8 (bf16) or 2^-11 (fp16): below φ the step
+ * stops shrinking with |x|. That matters for fp16 (φ = 6.1e-5) and never for bf16.
+ */
+export const SMALLEST_NORMAL = { bf16: 2 ** -126, fp16: 2 ** -14 } as const;
+
+/** What the precision rule scales its bounds by; 0 on rows with nothing to attend. */
+export interface ErrorScales {
+  /**
+   * A_ic = Σ_j max(P_ij, φ·e^(m_i − lse_i))·|V_jc|, [b, s_q, h_q, 512] row-major (out's shape):
+   * what rounding P to the dtype can move out by, per unit of u. A kernel rounds p_j =
+   * e^(s_j − m) ≤ 1 (m a running max ≤ the row's max m_i) and divides by Σp = e^(lse_i − m_i),
+   * hence the floor φ·e^(m_i − lse_i) on the normalised P.
+   */
+  absWeightedV: Float64Array;
+  /** B_i = softmaxScale·‖q_i‖₂·max_j ‖k_j‖₂ over the keys row i attends, [b, h_q, s_q] (lse's shape). */
+  scoreMagnitude: Float64Array;
+}
 
 export interface ReferenceResult {
   /** [b, s_q, h_q, 512] in q's dtype. */
@@ -20,36 +38,68 @@ export interface ReferenceResult {
   lse: HostTensor;
   /** The unrounded outputs, [b, s_q, h_q, 512] row-major. */
   outExact: Float64Array;
+  /** Present when asked for: the scales of the precision rule. */
+  errorScales?: ErrorScales;
+}
+
+export interface ReferenceOptions {
+  /** Also compute the precision rule's error scales (one more accumulation beside out). */
+  errorScales?: boolean;
 }
 
 export function referenceDecode(
   inputs: HostDecodeInputs,
-  precision: ReferencePrecision = 'float64',
+  options: { errorScales: true },
+): ReferenceResult & { errorScales: ErrorScales };
+export function referenceDecode(
+  inputs: HostDecodeInputs,
+  options?: ReferenceOptions,
+): ReferenceResult;
+export function referenceDecode(
+  inputs: HostDecodeInputs,
+  options: ReferenceOptions = {},
 ): ReferenceResult {
   const problem = new HostProblem(inputs);
-  const { batch, seqlenQ, numHeadsQ, numHeadsKv, groupSize } = problem;
+  const { batch, seqlenQ, numHeadsQ, numHeadsKv, groupSize, softmaxScale } = problem;
   const { out, lse } = problem.allocateOutputs();
   const outExact = new Float64Array(out.numel);
+  const errorScales = options.errorScales
+    ? {
+        absWeightedV: new Float64Array(out.numel),
+        scoreMagnitude: new Float64Array(lse.numel),
+      }
+    : undefined;
   const query = new Float64Array(HEAD_DIM_K);
-  const roundP = inputs.q.dtype === 'fp16' ? roundToFp16 : roundToBf16;
-  const attend = precision === 'float64' ? attendRow : attendRowLowPrecision;
+  const smallestNormal = SMALLEST_NORMAL[inputs.q.dtype === 'fp16' ? 'fp16' : 'bf16'];
 
   for (let i = 0; i < batch; i++) {
     const length = problem.lengths[i];
     const keys = new Float64Array(length * HEAD_DIM_K);
     for (let kvHead = 0; kvHead < numHeadsKv; kvHead++) {
       problem.readKeys(i, kvHead, 0, length, keys);
+      // The largest key norm among keys 0..j, for B of rows attending a prefix.
+      const maxKeyNorm = errorScales ? prefixMaxNorms(keys, length) : undefined;
       for (let s = 0; s < seqlenQ; s++) {
         const count = problem.attendedKeys(length, s);
         for (let g = 0; g < groupSize; g++) {
           const head = kvHead * groupSize + g;
           const outBase = ((i * seqlenQ + s) * numHeadsQ + head) * HEAD_DIM_V;
-          let rowLse: number;
-          if (count === 0) {
-            rowLse = Number.POSITIVE_INFINITY; // out stays 0
-          } else {
+          let rowLse = Number.POSITIVE_INFINITY; // out (and A, B) stay 0
+          if (count > 0) {
             problem.readQuery(i, s, head, query);
-            rowLse = attend(query, keys, count, problem.softmaxScale, outExact, outBase, roundP);
+            rowLse = attendRow(
+              query,
+              keys,
+              count,
+              softmaxScale,
+              outExact,
+              outBase,
+              errorScales && { absWeightedV: errorScales.absWeightedV, smallestNormal },
+            );
+            if (errorScales && maxKeyNorm) {
+              errorScales.scoreMagnitude[(i * numHeadsQ + head) * seqlenQ + s] =
+                softmaxScale * norm(query, 0, HEAD_DIM_K) * maxKeyNorm[count - 1];
+            }
           }
           lse.set(rowLse, i, head, s);
         }
@@ -58,13 +108,14 @@ export function referenceDecode(
   }
   const outData = out.data;
   for (let e = 0; e < outExact.length; e++) outData[e] = encodeElement(out.dtype, outExact[e]);
-  return { out, lse, outExact };
+  return { out, lse, outExact, errorScales };
 }
 
 /**
  * Attends one query row to the first `count` rows of `keys` ([count][576], V = first 512
  * channels) in float64: writes the softmax-weighted sum of V into out[outBase..+512] and returns
- * the row's lse. Also the row math of the CPU backend's pieces.
+ * the row's lse; with `scales`, also adds A (see ErrorScales) into absWeightedV there. Also the
+ * row math of the CPU backend's pieces.
  */
 export function attendRow(
   query: Float64Array,
@@ -73,6 +124,7 @@ export function attendRow(
   scale: number,
   out: Float64Array,
   outBase = 0,
+  scales?: { absWeightedV: Float64Array; smallestNormal: number },
 ): number {
   const scores = new Float64Array(count);
   let max = Number.NEGATIVE_INFINITY;
@@ -86,46 +138,33 @@ export function attendRow(
   let sum = 0;
   for (let j = 0; j < count; j++) sum += Math.exp(scores[j] - max);
   const lse = max + Math.log(sum);
+  const floor = scales ? scales.smallestNormal * Math.exp(max - lse) : 0;
   for (let j = 0; j < count; j++) {
     const weight = Math.exp(scores[j] - lse);
     const row = j * HEAD_DIM_K;
     for (let c = 0; c < HEAD_DIM_V; c++) out[outBase + c] += weight * keys[row + c];
+    if (scales) {
+      const absWeight = Math.max(weight, floor);
+      for (let c = 0; c < HEAD_DIM_V; c++)
+        scales.absWeightedV[outBase + c] += absWeight * Math.abs(keys[row + c]);
+    }
   }
   return lse;
 }
 
-/**
- * Like a tensor-core kernel: scores accumulated in float32, softmax in float32, P rounded to the
- * input dtype before P·V, the sum of P and the output accumulated in float32.
- */
-function attendRowLowPrecision(
-  query: Float64Array,
-  keys: Float64Array,
-  count: number,
-  scale: number,
-  out: Float64Array,
-  outBase: number,
-  roundP: (value: number) => number,
-): number {
-  const f = Math.fround;
-  const scores = new Float64Array(count);
-  let max = Number.NEGATIVE_INFINITY;
-  for (let j = 0; j < count; j++) {
-    let dot = 0;
-    const row = j * HEAD_DIM_K;
-    for (let c = 0; c < HEAD_DIM_K; c++) dot = f(dot + f(query[c] * keys[row + c]));
-    scores[j] = f(dot * f(scale));
-    max = Math.max(max, scores[j]);
-  }
+function norm(values: Float64Array, begin: number, count: number): number {
   let sum = 0;
-  const acc = new Float64Array(HEAD_DIM_V);
+  for (let c = begin; c < begin + count; c++) sum += values[c] * values[c];
+  return Math.sqrt(sum);
+}
+
+/** maxima[j] = max over keys 0..j of ‖k‖₂ (NaN once a key holds NaN). */
+function prefixMaxNorms(keys: Float64Array, count: number): Float64Array {
+  const maxima = new Float64Array(count);
+  let max = 0;
   for (let j = 0; j < count; j++) {
-    const p = f(Math.exp(f(scores[j] - max)));
-    sum = f(sum + p);
-    const pRounded = roundP(p);
-    const row = j * HEAD_DIM_K;
-    for (let c = 0; c < HEAD_DIM_V; c++) acc[c] = f(acc[c] + f(pRounded * keys[row + c]));
+    max = Math.max(max, norm(keys, j * HEAD_DIM_K, HEAD_DIM_K));
+    maxima[j] = max;
   }
-  for (let c = 0; c < HEAD_DIM_V; c++) out[outBase + c] = f(acc[c] / sum);
-  return f(max + Math.log(sum));
+  return maxima;
 }

@@ -1,8 +1,8 @@
 /**
  * Decode problems generated on the GPU, for shapes too large to build on the host (the
  * benchmark, the GPU suite's grid): lengths and block placement drawn on the host from a seeded
- * PRNG, q and the cache filled by a counter-based RNG kernel, NaN in every cache row no query
- * attends.
+ * PRNG, q and the cache filled by a counter-based RNG kernel with any of the data kinds, NaN in
+ * every cache row no query attends.
  */
 import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../config.js';
 import { DeviceTensor } from '../cuda/device-tensor.js';
@@ -11,7 +11,7 @@ import { launchFillNormal } from '../cuda-backend/launch.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Random } from '../tensor/random.js';
-import { drawLengths, type Varlen } from './problems.js';
+import { DATA_KINDS, type DataKind, drawLengths, type Varlen } from './problems.js';
 
 export interface DeviceProblem {
   q: DeviceTensor;
@@ -34,12 +34,17 @@ export interface GpuProblemConfig {
   causal: boolean;
   dtype: 'bf16' | 'fp16';
   lengths?: Int32Array;
+  /** Default 'gentle'. */
+  data?: DataKind;
+  /** Default 1/sqrt(576). */
+  softmaxScale?: number;
 }
 
 /**
  * A problem generated on the GPU (for shapes too large to build on the host): random block
  * placement, NaN everywhere no query attends (the cache is NaN-filled, then each sequence's
- * attended token rows are filled with N(0,1)/10 clamped to ±1), q drawn the same way.
+ * attended token rows are filled from the data kind's cache distribution), q from its q
+ * distribution.
  */
 export function generateOnGpu(
   backend: CudaBackend,
@@ -73,6 +78,7 @@ export function generateOnGpu(
   const rowElements = numHeadsKv * HEAD_DIM_K;
   const elementBytes = bytesPerElement(dtype);
   const seed = () => BigInt(random.nextUint32()) * 4294967296n + BigInt(random.nextUint32());
+  const data = DATA_KINDS[config.data ?? 'gentle'];
   // Attended rows of one block are a contiguous run of whole token rows: one fill each.
   for (let i = 0; i < batch; i++) {
     for (let j = 0; j < blocksPerSeq[i]; j++) {
@@ -83,8 +89,7 @@ export function generateOnGpu(
         count: tokens * rowElements,
         dtype,
         seed: seed(),
-        scale: 0.1,
-        clamp: 1,
+        ...data.cache,
       });
     }
   }
@@ -93,8 +98,7 @@ export function generateOnGpu(
     count: q.shape.reduce((a, b) => a * b, 1),
     dtype,
     seed: seed(),
-    scale: 0.1,
-    clamp: 1,
+    ...data.q,
   });
   const blockTable = DeviceTensor.fromHost(backend.device, table, stream);
   const cacheSeqlens = DeviceTensor.fromHost(
@@ -109,7 +113,7 @@ export function generateOnGpu(
     kCache,
     blockTable,
     cacheSeqlens,
-    softmaxScale: 1 / Math.sqrt(HEAD_DIM_K),
+    softmaxScale: config.softmaxScale ?? 1 / Math.sqrt(HEAD_DIM_K),
     causal: config.causal,
     lengths,
     dispose: () => {

@@ -1,7 +1,7 @@
 /**
  * Random decode problems on the host, drawn from a seeded PRNG the way TESTING.md asks: random
  * block placement, padding entries in the block table, NaN in every cache row no query attends,
- * optional padded strides (padding filled with NaN), several data distributions.
+ * optional padded strides (padding filled with NaN), and data of every kind that can show a bug.
  */
 import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../config.js';
 import type { HostDecodeInputs } from '../reference/problem.js';
@@ -10,8 +10,35 @@ import { HostTensor } from '../tensor/host-tensor.js';
 import type { Random } from '../tensor/random.js';
 
 export type Varlen = 'off' | 'normal' | 'half-empty';
-export type DataKind = 'small' | 'normal' | 'q10' | 'q100';
+export type DataKind = 'gentle' | 'steep' | 'q10' | 'q100';
 export type PaddingEntry = 'huge' | 'negative' | 'zero';
+
+/** N(0,1)·scale, clamped to ±clamp where clamp > 0 (what the GPU fill kernel draws, too). */
+export interface Distribution {
+  scale: number;
+  clamp: number;
+}
+
+/**
+ * The data kinds: gentle is FlashMLA's own test data (scores near 0, a flat softmax that hides
+ * most bugs); steep has N(0,1) scores of spread sqrt(576)·scale, a softmax dominated by a few keys
+ * (with scale 192^-0.5 or 0.5 as well as the default); large multiplies q by 10 or 100, a
+ * softmax of one key and lse far from 0.
+ */
+export const DATA_KINDS: Readonly<Record<DataKind, { q: Distribution; cache: Distribution }>> = {
+  gentle: { q: { scale: 0.1, clamp: 1 }, cache: { scale: 0.1, clamp: 1 } },
+  steep: { q: { scale: 1, clamp: 0 }, cache: { scale: 1, clamp: 0 } },
+  q10: { q: { scale: 10, clamp: 0 }, cache: { scale: 1, clamp: 0 } },
+  q100: { q: { scale: 100, clamp: 0 }, cache: { scale: 1, clamp: 0 } },
+};
+
+/** A value drawn from `distribution`. */
+export function drawValue(random: Random, distribution: Distribution): number {
+  const value = random.normal() * distribution.scale;
+  return distribution.clamp > 0
+    ? Math.min(Math.max(value, -distribution.clamp), distribution.clamp)
+    : value;
+}
 
 export interface ProblemConfig {
   batch: number;
@@ -68,7 +95,7 @@ export function generateProblem(config: ProblemConfig, random: Random): Problem 
     varlen: 'off' as Varlen,
     causal: false,
     dtype: 'bf16' as const,
-    data: 'small' as DataKind,
+    data: 'gentle' as DataKind,
     paddedStrides: false,
     paddingEntry: 'huge' as PaddingEntry,
     spareBlocks: 2,
@@ -119,20 +146,8 @@ export function generateProblem(config: ProblemConfig, random: Random): Problem 
     ? HostTensor.padded(dtype, qShape, [batch, seqlenQ, numHeadsQ + 1, HEAD_DIM_K + 16])
     : HostTensor.zeros(dtype, qShape);
 
-  const cacheValue = () =>
-    full.data === 'small' ? Math.min(Math.max(random.normal() / 10, -1), 1) : random.normal();
-  const qValue = () => {
-    switch (full.data) {
-      case 'small':
-        return Math.min(Math.max(random.normal() / 10, -1), 1);
-      case 'normal':
-        return random.normal();
-      case 'q10':
-        return random.normal() * 10;
-      case 'q100':
-        return random.normal() * 100;
-    }
-  };
+  const cacheValue = () => drawValue(random, DATA_KINDS[full.data].cache);
+  const qValue = () => drawValue(random, DATA_KINDS[full.data].q);
 
   // Cache rows: random where attended, NaN/Inf poison elsewhere (tails, spare blocks).
   for (let block = 0; block < numBlocks; block++) {

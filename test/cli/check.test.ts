@@ -103,7 +103,7 @@ test('check passes on the CPU backend for a fixed seed, and says what it ran', (
   assert.equal(log.filter((l) => /^#\d ok b=/.test(l)).length, 4);
   assert.match(
     log[log.length - 1],
-    /^4 configurations: 4 match \(\d by the fixed rule, \d by the low-precision rule\), 0 mismatch; seed 7;/,
+    /^4 configurations: 4 match, 0 mismatch \(worst error\/bound: element 0\.\d+, row \S+, tensor \S+, lse \S+\); seed 7;/,
   );
 });
 
@@ -120,7 +120,7 @@ test('check exits 1 on a mismatch and prints the seed, the configuration and how
   assert.equal(runCheck(cpuBackend, { ...settings, count: 2, verbose: false }, output, faulty), 1);
   const text = error.join('\n');
   assert.match(text, /^#0 MISMATCH b=\d+ s_q=\d .*h_q=\d+ h_kv=\d/m);
-  assert.match(text, /lse\[0\]: got/);
+  assert.match(text, /lse\[b=0, h=0, s=0\]: got/);
   assert.match(
     text,
     /reproduce: flashmla check --backend cpu --seed 7 --count 1 --max-cost 200000/,
@@ -129,7 +129,7 @@ test('check exits 1 on a mismatch and prints the seed, the configuration and how
     text,
     /reproduce: flashmla check --backend cpu --seed 7 --count 2 --max-cost 200000/,
   );
-  assert.match(log[log.length - 1], /^2 configurations: 0 match .* 2 mismatch; seed 7;/);
+  assert.match(log[log.length - 1], /^2 configurations: 0 match, 2 mismatch \(.*\); seed 7;/);
   // The same seed draws the same configurations as the passing run above.
   const passing = collect();
   runCheck(cpuBackend, { ...settings, count: 2 }, passing.output);

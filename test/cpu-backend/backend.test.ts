@@ -44,6 +44,7 @@ test('pairwise sample of the grid (fixed seed)', () => {
       paddedStrides: [false, true],
       paddingEntry: ['huge', 'negative', 'zero'] as const,
       softmaxScale: [undefined, 0.5, 192 ** -0.5],
+      data: ['gentle', 'steep', 'q10', 'q100'] as const,
     },
     random,
     (row) =>
@@ -70,7 +71,8 @@ test('random sweep: 200 small configurations (fixed seed)', () => {
       varlen: random.pick(['off', 'normal', 'half-empty'] as const),
       causal: random.uniform() < 0.5,
       dtype: random.pick(['bf16', 'fp16'] as const),
-      data: random.pick(['small', 'normal'] as const),
+      softmaxScale: random.pick([undefined, 0.5, 192 ** -0.5]),
+      data: random.pick(['gentle', 'steep', 'q10', 'q100'] as const),
       paddedStrides: random.uniform() < 0.3,
     };
     if (cost(config) > 12000) continue;

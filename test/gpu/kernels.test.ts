@@ -15,7 +15,7 @@ import { referenceDecode } from '../../src/reference/reference.js';
 import { computeTileSchedule, numSmPartsFor } from '../../src/scheduler.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
-import { comparePrecision } from '../../src/verify/precision.js';
+import { judgeDecode } from '../../src/verify/precision.js';
 import { drawLengths, generateProblem } from '../../src/verify/problems.js';
 import { gpuTest, referenceOnGpu, SUITE_SEED, uploadProblem } from './support.js';
 import { launchTmaProbe } from './test-kernels.js';
@@ -71,37 +71,57 @@ gpuTest('metadata refuses batches beyond the scheduler kernel shared memory', (b
   seqlens.dispose();
 });
 
-gpuTest('GPU oracle == float64 reference on small shapes', (backend) => {
-  const random = new Random(SUITE_SEED + 1);
-  for (let trial = 0; trial < 24; trial++) {
-    const [numHeadsQ, numHeadsKv] = random.pick([
-      [1, 1],
-      [3, 1],
-      [9, 3],
-      [16, 1],
-      [64, 8],
-      [128, 2],
-    ] as const);
-    const problem = generateProblem(
-      {
-        batch: random.pick([1, 2, 6]),
-        seqlenQ: random.pick([1, 2, 4]),
-        numHeadsQ,
-        numHeadsKv,
-        meanLength: random.pick([0, 1, 20, 65, 140]),
-        varlen: random.pick(['off', 'normal', 'half-empty'] as const),
-        causal: random.uniform() < 0.5,
-        dtype: random.pick(['bf16', 'fp16'] as const),
-        paddedStrides: random.uniform() < 0.3,
-      },
-      random,
-    );
-    const onGpu = uploadProblem(backend, problem);
-    const report = comparePrecision(referenceOnGpu(backend, onGpu), referenceDecode(problem));
-    onGpu.dispose();
-    assert.ok(report.ok, `seed ${SUITE_SEED + 1} trial ${trial}: ${report.failures.join('\n')}`);
-  }
-});
+gpuTest(
+  'GPU oracle == float64 reference on small shapes, its error-scale bounds above the exact scales',
+  (backend) => {
+    const random = new Random(SUITE_SEED + 1);
+    for (let trial = 0; trial < 24; trial++) {
+      const [numHeadsQ, numHeadsKv] = random.pick([
+        [1, 1],
+        [3, 1],
+        [9, 3],
+        [16, 1],
+        [64, 8],
+        [128, 2],
+      ] as const);
+      const problem = generateProblem(
+        {
+          batch: random.pick([1, 2, 6]),
+          seqlenQ: random.pick([1, 2, 4]),
+          numHeadsQ,
+          numHeadsKv,
+          meanLength: random.pick([0, 1, 20, 65, 140]),
+          varlen: random.pick(['off', 'normal', 'half-empty'] as const),
+          causal: random.uniform() < 0.5,
+          dtype: random.pick(['bf16', 'fp16'] as const),
+          paddedStrides: random.uniform() < 0.3,
+          softmaxScale: random.pick([undefined, 0.5, 192 ** -0.5]),
+          data: random.pick(['gentle', 'steep', 'q10', 'q100'] as const),
+        },
+        random,
+      );
+      const onGpu = uploadProblem(backend, problem);
+      const oracle = referenceOnGpu(backend, onGpu);
+      onGpu.dispose();
+      const exact = referenceDecode(problem, { errorScales: true });
+      const verdict = judgeDecode(oracle, problem, exact);
+      const label = `seed ${SUITE_SEED + 1} trial ${trial}`;
+      assert.ok(verdict.ok, `${label}: ${verdict.report.failures.join('\n')}`);
+      // What the grid judges against must bound the exact scales from above.
+      const bounds = oracle.errorScales;
+      assert.ok(
+        exact.errorScales.absWeightedV.every((a, e) => a <= bounds.absWeightedV[e] * (1 + 1e-12)),
+        `${label}: A above its bound`,
+      );
+      assert.ok(
+        exact.errorScales.scoreMagnitude.every(
+          (b, e) => b <= bounds.scoreMagnitude[e] * (1 + 1e-12),
+        ),
+        `${label}: B above its bound`,
+      );
+    }
+  },
+);
 
 gpuTest(
   'combine kernel alone over 1..133 splits, including splits whose lse is -inf',

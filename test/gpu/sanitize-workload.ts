@@ -8,7 +8,7 @@
 import { CudaBackend } from '../../src/cuda-backend/backend.js';
 import { referenceDecode } from '../../src/reference/reference.js';
 import { Random } from '../../src/tensor/random.js';
-import { comparePrecision } from '../../src/verify/precision.js';
+import { judgeDecode } from '../../src/verify/precision.js';
 import { generateProblem, type ProblemConfig } from '../../src/verify/problems.js';
 import { decodeOnGpu, referenceOnGpu, uploadProblem } from './support.js';
 
@@ -42,7 +42,7 @@ let failures = 0;
 for (const config of configs) {
   const problem = generateProblem(config, random);
   const onGpu = uploadProblem(backend, problem);
-  const reference = referenceDecode(problem);
+  const reference = referenceDecode(problem, { errorScales: true });
   const decoded = decodeOnGpu(backend, onGpu, JSON.stringify(config));
   decoded.metadata.dispose();
   const oracle = referenceOnGpu(backend, onGpu);
@@ -50,11 +50,11 @@ for (const config of configs) {
     ['decode', decoded],
     ['oracle', oracle],
   ] as const) {
-    const report = comparePrecision(result, reference);
-    if (!report.ok) {
+    const verdict = judgeDecode(result, problem, reference);
+    if (!verdict.ok) {
       failures++;
       console.error(
-        `${what} mismatch for ${JSON.stringify(config)}:\n${report.failures.join('\n')}`,
+        `${what} mismatch for ${JSON.stringify(config)} (seed ${random.seed}):\n${verdict.report.failures.join('\n')}`,
       );
     }
   }

@@ -1,24 +1,32 @@
 /**
  * What the GPU tests share: the CUDA backend (or the reason to skip), problems placed on the
  * GPU (uploaded from the host, or generated on the GPU for shapes too large for the CPU), decode
- * with NaN-prefilled outputs followed by guard bytes, and the GPU oracle.
+ * with NaN-prefilled outputs followed by guard bytes, and the GPU oracle with the error scales
+ * the precision rule judges against it.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkDecodeArguments } from '../../src/api/validate.js';
 import type { DecodeShape } from '../../src/backend/backend.js';
 import type { MlaMetadata } from '../../src/backend/metadata.js';
-import { HEAD_DIM_V } from '../../src/config.js';
+import { HEAD_DIM_K, HEAD_DIM_V, PAGE_BLOCK_SIZE } from '../../src/config.js';
 import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { copyDeviceToHostSync, DeviceBuffer, fill, subspan } from '../../src/cuda/memory.js';
 import { CudaBackend } from '../../src/cuda-backend/backend.js';
 import { GpuUnavailableError } from '../../src/errors.js';
 import { bytesPerElement } from '../../src/tensor/dtype.js';
-import { float32ToBf16Bits, float32ToFp16Bits } from '../../src/tensor/half.js';
+import { float32ToBf16Bits, float32ToFp16Bits, halfDecodeTable } from '../../src/tensor/half.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
-import { numel } from '../../src/tensor/tensor.js';
+import { numel, storageSpan } from '../../src/tensor/tensor.js';
+import {
+  boundedErrorScales,
+  type KeyMaxima,
+  type KeyReader,
+  keyMaxima,
+} from '../../src/verify/error-scale-bounds.js';
 import type { DeviceProblem } from '../../src/verify/gpu-problems.js';
+import type { JudgedReference } from '../../src/verify/precision.js';
 import type { Problem } from '../../src/verify/problems.js';
 import { prepareDecode } from '../../src/verify/run.js';
 import { launchReference } from './test-kernels.js';
@@ -138,11 +146,16 @@ export function decodeOnGpu(
   }
 }
 
-/** The GPU oracle's outputs: out rounded to the problem's dtype (as the CPU reference does), lse float32. */
+/**
+ * The GPU oracle's outputs (out rounded to the problem's dtype, as the CPU reference does; lse
+ * float32) and, since it gives no softmax weights, error scales bounded from the data
+ * (src/verify/error-scale-bounds.ts). Calls that share a cache and lengths may share `maxima`.
+ */
 export function referenceOnGpu(
   backend: CudaBackend,
   problem: DeviceProblem,
-): { out: HostTensor; lse: HostTensor } {
+  maxima: KeyMaxima = keyMaximaOnGpu(problem),
+): JudgedReference {
   const shape = shapeOf(problem);
   const out = DeviceTensor.empty(backend.device, 'float32', [
     shape.batch,
@@ -172,10 +185,61 @@ export function referenceOnGpu(
     const source = out32.data as Float32Array;
     const target = rounded.data as Uint16Array;
     for (let e = 0; e < source.length; e++) target[e] = encode(source[e]);
-    return { out: rounded, lse: lse.toHostSync() };
+    return {
+      out: rounded,
+      lse: lse.toHostSync(),
+      errorScales: boundedErrorScales(problem.q.toHostSync(), problem.lengths, maxima, problem),
+    };
   } finally {
     out.dispose();
     lse.dispose();
+  }
+}
+
+/** The largest |V_c| and key norm of each sequence and KV head, read from the GPU block by block. */
+export function keyMaximaOnGpu(problem: DeviceProblem): KeyMaxima {
+  return keyMaxima(problem.lengths, problem.kCache.shape[2], new DeviceKeyReader(problem));
+}
+
+/**
+ * Cache rows read from the GPU, one whole block ([64, h_kv, 576]) copied at a time and kept
+ * while its rows are read. A block id outside the pool reads as zeros, as the GPU oracle reads it.
+ */
+class DeviceKeyReader implements KeyReader {
+  private readonly kCache: DeviceTensor;
+  private readonly table: HostTensor;
+  private readonly values: Float32Array;
+  private readonly bits: Uint16Array;
+  private loaded = -1;
+
+  constructor(problem: DeviceProblem) {
+    this.kCache = problem.kCache;
+    this.table = problem.blockTable.toHostSync();
+    this.values = halfDecodeTable(this.kCache.dtype === 'fp16' ? 'fp16' : 'bf16');
+    const [, tokens, heads, width] = this.kCache.shape;
+    this.bits = new Uint16Array(storageSpan([tokens, heads, width], this.kCache.strides.slice(1)));
+  }
+
+  readKeys(batch: number, kvHead: number, begin: number, end: number, into: Float64Array): void {
+    const block = this.table.get(batch, Math.floor(begin / PAGE_BLOCK_SIZE));
+    if (block < 0 || block >= this.kCache.shape[0]) {
+      into.fill(0, 0, (end - begin) * HEAD_DIM_K);
+      return;
+    }
+    const [blockStride, tokenStride, headStride, channelStride] = this.kCache.strides;
+    if (block !== this.loaded) {
+      copyDeviceToHostSync(
+        this.bits,
+        subspan(this.kCache.storage(), block * blockStride * 2, this.bits.byteLength),
+      );
+      this.loaded = block;
+    }
+    for (let t = begin; t < end; t++) {
+      const base = (t % PAGE_BLOCK_SIZE) * tokenStride + kvHead * headStride;
+      const row = (t - begin) * HEAD_DIM_K;
+      for (let c = 0; c < HEAD_DIM_K; c++)
+        into[row + c] = this.values[this.bits[base + c * channelStride]];
+    }
   }
 }
 

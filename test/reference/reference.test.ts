@@ -135,15 +135,37 @@ test('NaN in q propagates to its row only', () => {
   assert.equal(out.get(0, 0, 0, 0), 1);
 });
 
-test('the low-precision reference stays close to float64 on ordinary data', () => {
-  const p = tiny({ lengths: [70] });
+test('error scales: A is the softmax-weighted |V|, B the largest score magnitude, 0 where nothing is attended', () => {
+  const p = tiny({ seqlenQ: 2, numHeadsQ: 2, lengths: [2] });
   p.blockTable.set(0, 0, 0);
-  p.blockTable.set(1, 0, 1);
-  for (let t = 0; t < 70; t++) setKey(p, 0, t, 0, { 0: Math.sin(t), 1: Math.cos(t), 2: t / 70 });
-  p.q.set(1.5, 0, 0, 0, 0);
-  p.q.set(-0.5, 0, 0, 0, 1);
-  const exact = referenceDecode(p);
-  const low = referenceDecode(p, 'low');
-  for (let c = 0; c < 3; c++)
-    assert.ok(Math.abs(low.out.get(0, 0, 0, c) - exact.outExact[c]) < 1e-2);
+  setKey(p, 0, 0, 0, { 1: -2, 2: 3 }); // ‖k‖ = sqrt(13)
+  setKey(p, 0, 1, 0, { 0: 1, 2: -1 }); // ‖k‖ = sqrt(2)
+  p.q.set(1, 0, 0, 0, 0); // head 0 of row 0: scores 0 and 1
+  p.q.set(0.5, 0, 1, 1, 2); // head 1 of row 1: scores 1.5 and -0.5
+  p.softmaxScale = 0.5;
+  p.causal = true; // row 0 attends key 0 only
+  const { outExact, lse, errorScales } = referenceDecode(p, { errorScales: true });
+  const { absWeightedV: a, scoreMagnitude: b } = errorScales;
+  const at = (s: number, h: number, c: number) => (s * 2 + h) * HEAD_DIM_V + c;
+  // Row 0 attends key 0 alone: A = |V_0|, whatever the scores.
+  assert.deepEqual([a[at(0, 0, 0)], a[at(0, 0, 1)], a[at(0, 0, 2)]], [0, 2, 3]);
+  // Row 1, head 1: scores 0.75 and -0.25, P = softmax.
+  const p0 = 1 / (1 + Math.exp(-1));
+  const p1 = 1 - p0;
+  assert.ok(Math.abs(a[at(1, 1, 1)] - p0 * 2) < 1e-15);
+  assert.ok(Math.abs(a[at(1, 1, 2)] - (p0 * 3 + p1 * 1)) < 1e-15);
+  assert.ok(Math.abs(a[at(1, 1, 0)] - p1) < 1e-15);
+  assert.ok(a[at(1, 1, 2)] > Math.abs(outExact[at(1, 1, 2)]), 'A bounds |out| when V changes sign');
+  // B = scale·‖q‖·max ‖k‖ over the attended keys: row 0 sees only key 0.
+  assert.ok(Math.abs(b[0 * 2 + 0] - 0.5 * 1 * Math.sqrt(13)) < 1e-15); // lse [b, h, s]: h 0, s 0
+  assert.ok(Math.abs(b[1 * 2 + 1] - 0.5 * 0.5 * Math.sqrt(13)) < 1e-15); // h 1, s 1
+  assert.equal(b[1 * 2 + 0], 0, 'q = 0: no score magnitude');
+  assert.ok(Number.isFinite(lse.get(0, 1, 1)));
+
+  // A row with nothing to attend has A = B = 0.
+  const empty = tiny({ lengths: [0] });
+  const scales = referenceDecode(empty, { errorScales: true }).errorScales;
+  assert.ok(scales.absWeightedV.every((x) => x === 0));
+  assert.equal(scales.scoreMagnitude[0], 0);
+  assert.equal(referenceDecode(empty).errorScales, undefined, 'only computed when asked for');
 });

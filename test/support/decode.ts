@@ -20,11 +20,20 @@ export function describeProblem(problem: Problem): string {
   return `b=${c.batch} s_q=${c.seqlenQ} h_q=${c.numHeadsQ} h_kv=${c.numHeadsKv} lengths=[${Array.from(problem.lengths).slice(0, 8).join(',')}${problem.lengths.length > 8 ? ',...' : ''}] causal=${c.causal} ${c.dtype} data=${c.data} padded=${c.paddedStrides} scale=${problem.softmaxScale.toFixed(4)}`;
 }
 
-/** Decodes on the host and asserts the precision rule against the float64 reference. */
-export function assertHostDecodeMatches(problem: Problem, label = ''): void {
-  const verdict = judgeDecode(decodeOnHost(problem), problem);
+/** Asserts the precision rule for a result, naming the problem and every failed check. */
+export function assertJudgedOk(
+  actual: { out: HostTensor; lse: HostTensor },
+  problem: Problem,
+  label: string,
+): void {
+  const verdict = judgeDecode(actual, problem);
   assert.ok(
     verdict.ok,
     `${label} ${describeProblem(problem)}: ${verdict.summary}\n${verdict.report.failures.join('\n')}`,
   );
+}
+
+/** Decodes on the host and asserts the precision rule against the float64 reference. */
+export function assertHostDecodeMatches(problem: Problem, label = ''): void {
+  assertJudgedOk(decodeOnHost(problem), problem, label);
 }

@@ -1,46 +1,151 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { referenceDecode } from '../../src/reference/reference.js';
+import { roundToBf16 } from '../../src/tensor/half.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
-import { comparePrecision, judgeDecode } from '../../src/verify/precision.js';
-import { generateProblem } from '../../src/verify/problems.js';
+import { comparePrecision, type JudgedReference } from '../../src/verify/precision.js';
 import { pairwiseDesign } from '../support/pairwise.js';
 
-function pair(values: number[], lses: number[]) {
+/** Two rows of one batch, one query token, two heads: out [1, 1, 2, 512], lse [1, 2, 1]. */
+function reference(
+  rows: number[][],
+  lses: number[],
+  absWeightedV: number | number[],
+  scoreMagnitude = [0, 0],
+  dtype: 'bf16' | 'fp16' = 'bf16',
+): JudgedReference {
   return {
-    out: HostTensor.fromValues('bf16', [1, 1, 1, values.length], values),
-    lse: HostTensor.fromValues('float32', [1, 1, lses.length], lses),
+    out: HostTensor.fromValues(dtype, [1, 1, 2, 512], rows.flat()),
+    lse: HostTensor.fromValues('float32', [1, 2, 1], lses),
+    errorScales: {
+      absWeightedV: Float64Array.from(
+        typeof absWeightedV === 'number' ? rows.flat().map(() => absWeightedV) : absWeightedV,
+      ),
+      scoreMagnitude: Float64Array.from(scoreMagnitude),
+    },
   };
 }
 
-test('the precision rule accepts rounding noise and rejects real errors', () => {
-  const random = new Random(1);
-  const values = Array.from({ length: 512 }, () => random.normal() / 10);
-  const reference = pair(values, [1.5, Number.POSITIVE_INFINITY]);
-  assert.ok(comparePrecision(pair(values, [1.5, Number.POSITIVE_INFINITY]), reference).ok);
-  // One element off by 1e-2: fails the element test.
-  const wrong = [...values];
-  wrong[100] += 1e-2;
-  const report = comparePrecision(pair(wrong, [1.5, Number.POSITIVE_INFINITY]), reference);
-  assert.ok(!report.ok);
-  assert.match(report.failures[0], /^out\[100\]/);
-  // lse off by 1e-3 at 1.5 (relative 6.7e-4 > 1.2e-4): fails.
-  assert.ok(!comparePrecision(pair(values, [1.501, Number.POSITIVE_INFINITY]), reference).ok);
-  // Inf must be where the reference has it, NaN too.
-  assert.ok(!comparePrecision(pair(values, [1.5, 3]), reference).ok);
-  const nan = [...values];
-  nan[7] = Number.NaN;
-  assert.ok(!comparePrecision(pair(nan, [1.5, Number.POSITIVE_INFINITY]), reference).ok);
-  assert.ok(
-    comparePrecision(
-      pair(nan, [1.5, Number.POSITIVE_INFINITY]),
-      pair(nan, [1.5, Number.POSITIVE_INFINITY]),
-    ).ok,
+/** A result in float32, so that the errors made here are exactly the ones intended. */
+function actual(rows: number[][], lses: number[]) {
+  return {
+    out: HostTensor.fromValues('float32', [1, 1, 2, 512], rows.flat()),
+    lse: HostTensor.fromValues('float32', [1, 2, 1], lses),
+  };
+}
+
+// bf16 values within ±0.25, so the reference holds them exactly.
+const random = new Random(1);
+const rowValues = () =>
+  Array.from({ length: 512 }, () =>
+    roundToBf16(Math.max(-0.25, Math.min(0.25, random.normal() / 10))),
   );
-  // Many small errors within per-element tolerance but all of one sign fail the cosine test.
-  const drifted = values.map((x) => x * 1.01);
-  assert.ok(!comparePrecision(pair(drifted, [1.5, Number.POSITIVE_INFINITY]), reference).ok);
+const rows = [rowValues(), rowValues()];
+rows[1][100] = 0.125;
+
+test('out elements: |a - r| <= eps (|r| + A), named by batch, token, head and column', () => {
+  const ref = reference(rows, [1.5, 2], 0.05);
+  assert.ok(comparePrecision(actual(rows, [1.5, 2]), ref).ok);
+  // 1/32 off at |r| = 0.125, A = 0.05: beyond 2^-7 * 0.175 = 1.37e-3.
+  const wrong = rows.map((row) => [...row]);
+  wrong[1][100] += 1 / 32;
+  const report = comparePrecision(actual(wrong, [1.5, 2]), ref);
+  assert.ok(!report.ok);
+  assert.equal(report.element.beyond, 1);
+  assert.match(
+    report.failures[0],
+    /^out\[b=0, s=0, h=1, c=100\]: got 0\.15625, want 0\.125, error 3\.125e-2 > bound 1\.367e-3 \(22\.9x\); 1 elements of out beyond their bound$/,
+  );
+  // The same error is within bounds where rounding P could move the element that far: A = 4.
+  const scales = rows.flat().map(() => 0.05);
+  scales[512 + 100] = 4;
+  const tolerant = comparePrecision(actual(wrong, [1.5, 2]), reference(rows, [1.5, 2], scales));
+  assert.ok(tolerant.element.ratio <= 1, tolerant.failures.join('\n'));
+});
+
+test('fp16 below its smallest normal (2^-14): rounding steps are fixed, one step is allowed', () => {
+  // Out values of 4 and 40 subnormal steps (2^-24 each), A tiny: relative bounds would allow nothing.
+  const step = 2 ** -24;
+  const tiny = [rows[0].map(() => 4 * step), rows[1].map(() => 40 * step)];
+  const ref = reference(tiny, [1.5, 2], 1e-9, [0, 0], 'fp16');
+  const oneStep = [tiny[0].map((x) => x + step), tiny[1].map((x) => x - step)];
+  // The rows' rms is below 2^-14 too: no cosine checks, whose relative view cannot hold there.
+  const report = comparePrecision(actual(oneStep, [1.5, 2]), ref);
+  assert.ok(report.ok, report.failures.join('\n'));
+  const twoSteps = [tiny[0].map((x) => x + 2 * step), tiny[1]];
+  assert.equal(comparePrecision(actual(twoSteps, [1.5, 2]), ref).element.beyond, 512);
+});
+
+test('rows and the whole tensor: small errors of one sign fail the cosine checks', () => {
+  const ref = reference(rows, [1.5, 2], 0.1);
+  // 1% too large everywhere: within each element's bound (2^-7 (|r| + 0.1) > 1% |r|)...
+  const drifted = rows.map((row) => row.map((x) => x * 1.01));
+  const report = comparePrecision(actual(drifted, [1.5, 2]), ref);
+  assert.equal(report.element.beyond, 0);
+  // ...but the angle to the reference is too large: 1 - 2(1.01)/(1 + 1.01^2) = 5e-5 per row.
+  assert.equal(report.row.beyond, 2);
+  assert.equal(report.tensor.beyond, 1);
+  assert.match(
+    report.failures[0],
+    /^out\[b=0, s=0, h=\d, c=:\]: cosine distance 4\.95\de-5 > bound 2\.000e-5 \(2\.48x\); 2 rows of out beyond/,
+  );
+  // One row drifted 0.4%: its cosine (8e-6) passes 2e-5, the tensor's (4e-6) passes 5e-6.
+  const one = [rows[0].map((x) => x * 1.004), rows[1]];
+  const mild = comparePrecision(actual(one, [1.5, 2]), ref);
+  assert.ok(mild.ok, mild.failures.join('\n'));
+  assert.ok(mild.row.ratio > 0.3 && mild.tensor.ratio > 0.3);
+  // Rows of tiny reference values (sum of squares < 1e-12) have no angle to check.
+  const tiny = [rows[0].map(() => 1e-8), rows[1]];
+  const skewed = [rows[0].map(() => 2e-8), rows[1]];
+  const skipped = comparePrecision(actual(skewed, [1.5, 2]), reference(tiny, [1.5, 2], 1e-5));
+  assert.ok(skipped.ok, skipped.failures.join('\n'));
+});
+
+test('lse: within max(1e-6, 8.01/65536 |r|, 2^-20 B)', () => {
+  const ref = reference(rows, [1.5, 1e-3], 0.05, [0, 0]);
+  assert.ok(comparePrecision(actual(rows, [1.5 + 1.5e-4, 1e-3 + 9e-7]), ref).ok);
+  const report = comparePrecision(actual(rows, [1.5 + 2e-4, 1e-3]), ref);
+  assert.ok(!report.ok);
+  assert.match(
+    report.failures[0],
+    /^lse\[b=0, h=0, s=0\]: got .*error 2\.\d+e-4 > bound 1\.83\de-4/,
+  );
+  // lse near 0 from large scores: float32 scores err by ~2^-24 of their size, so B widens it.
+  const nearZero = reference(rows, [1.5, 1e-3], 0.05, [0, 500]);
+  assert.ok(comparePrecision(actual(rows, [1.5, 1e-3 + 4e-4]), nearZero).ok);
+  assert.ok(!comparePrecision(actual(rows, [1.5, 1e-3 + 6e-4]), nearZero).ok);
+});
+
+test('Inf and NaN sit exactly where the reference has them; rows with nothing attended are exact', () => {
+  const empty = [rows[0], rows[1].map(() => 0)];
+  const ref = reference(empty, [1.5, Number.POSITIVE_INFINITY], 0.05);
+  for (let e = 512; e < 1024; e++) ref.errorScales.absWeightedV[e] = 0;
+  assert.ok(comparePrecision(actual(empty, [1.5, Number.POSITIVE_INFINITY]), ref).ok);
+  // lse finite where the reference has +inf, or the reverse.
+  for (const lses of [
+    [1.5, 3],
+    [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
+  ]) {
+    const report = comparePrecision(actual(empty, lses), ref);
+    assert.equal(report.misplaced, 1);
+    assert.match(report.failures[0], /^lse\[b=0, h=\d, s=0\]: got .*, want .*; Inf\/NaN must sit/);
+  }
+  // NaN in out where the reference is finite; and out != 0 on a row with nothing attended.
+  const nan = empty.map((row) => [...row]);
+  nan[0][7] = Number.NaN;
+  assert.match(
+    comparePrecision(actual(nan, [1.5, Number.POSITIVE_INFINITY]), ref).failures[0],
+    /^out\[b=0, s=0, h=0, c=7\]: got NaN, want/,
+  );
+  const leaked = empty.map((row) => [...row]);
+  leaked[1][3] = 1e-6;
+  const report = comparePrecision(actual(leaked, [1.5, Number.POSITIVE_INFINITY]), ref);
+  assert.equal(report.element.ratio, Number.POSITIVE_INFINITY);
+  // A NaN row in the reference (NaN in q) must be NaN in the result too, and is then a match.
+  const nanRow = [rows[0].map(() => Number.NaN), rows[1]];
+  const nanRef = reference(nanRow, [Number.NaN, 2], 0.05);
+  assert.ok(comparePrecision(actual(nanRow, [Number.NaN, 2]), nanRef).ok);
+  assert.ok(!comparePrecision(actual(rows, [Number.NaN, 2]), nanRef).ok);
 });
 
 test('a pairwise design covers every pair of values, and honours the validity rule', () => {
@@ -63,57 +168,4 @@ test('a pairwise design covers every pair of values, and honours the validity ru
     }
   }
   assert.ok(rows.length < 3 * 2 * 2 * 4, 'smaller than the full product');
-});
-
-test('judgeDecode: the fixed rule where a bf16-P kernel can meet it, the low-precision rule where it cannot', () => {
-  // N(0,1) data with scale 192^-0.5: steep softmax, where rounding P to bf16 alone breaks the fixed rule.
-  const steep = generateProblem(
-    {
-      batch: 1,
-      seqlenQ: 4,
-      numHeadsQ: 9,
-      numHeadsKv: 1,
-      meanLength: 63,
-      data: 'normal',
-      softmaxScale: 192 ** -0.5,
-    },
-    new Random(0),
-  );
-  const exact = referenceDecode(steep);
-  const low = referenceDecode(steep, 'low');
-  assert.ok(
-    !comparePrecision(low, exact).ok,
-    'the low-precision model itself misses the fixed rule here',
-  );
-  const asLow = judgeDecode(low, steep, exact);
-  assert.ok(asLow.ok, asLow.summary);
-  assert.equal(asLow.rule, 'low-precision');
-  // Twice the model's error still passes the max bound but not the mean bound: scaled noise fails.
-  const noisy = low.out.contiguous();
-  const bits = noisy.data as Uint16Array;
-  for (let e = 0; e < bits.length; e += 3) bits[e] ^= 0x0004; // flip a low mantissa bit of a third of the elements
-  assert.ok(!judgeDecode({ out: noisy, lse: low.lse }, steep, exact).ok);
-  // A wrong lse is not excused, nor an Inf where the reference has none.
-  const lse = low.lse.contiguous();
-  lse.data[0] += 0.01;
-  assert.ok(!judgeDecode({ out: low.out, lse }, steep, exact).ok);
-  const inf = low.out.contiguous();
-  inf.set(Number.POSITIVE_INFINITY, 0, 0, 0, 0);
-  const misplaced = judgeDecode({ out: inf, lse: low.lse }, steep, exact);
-  assert.ok(!misplaced.ok);
-  assert.equal(misplaced.rule, 'fixed');
-
-  // Small data: the model meets the fixed rule, so a result must too.
-  const easy = generateProblem(
-    { batch: 1, seqlenQ: 4, numHeadsQ: 9, numHeadsKv: 1, meanLength: 63 },
-    new Random(1),
-  );
-  const easyExact = referenceDecode(easy);
-  const easyLow = referenceDecode(easy, 'low');
-  assert.equal(judgeDecode(easyLow, easy, easyExact).rule, 'fixed');
-  const off = easyExact.out.contiguous();
-  (off.data as Uint16Array)[10] ^= 0x0040;
-  const verdict = judgeDecode({ out: off, lse: easyExact.lse }, easy, easyExact);
-  assert.ok(!verdict.ok);
-  assert.equal(verdict.rule, 'fixed');
 });
