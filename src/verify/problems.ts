@@ -1,5 +1,5 @@
 /**
- * Random decode problems on the host, drawn from a seeded PRNG the way TESTING.md asks: random
+ * Random decode problems on the host, drawn from a seeded PRNG the way the test plan asks (docs/testing.md): random
  * block placement, padding entries in the block table, NaN in every cache row no query attends,
  * optional padded strides (padding filled with NaN), and data of every kind that can show a bug.
  */

@@ -4,7 +4,7 @@
  * every output must be finite where some key is attended (the cache rows past each length are
  * NaN, so a kernel that reads them shows here; out and lse were NaN-filled before the call, so
  * an element it never writes shows too), and one sampled sequence, the longest, must match the
- * float64 reference for two query heads under TESTING.md's precision rule.
+ * float64 reference for two query heads under the precision rule (docs/precision.md).
  */
 import { HEAD_DIM_K, PAGE_BLOCK_SIZE } from '../../config.js';
 import { DeviceTensor } from '../../cuda/device-tensor.js';
