@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
+import type { MlaMetadata } from '../../src/backend/metadata.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { MetadataMismatchError, ValueError } from '../../src/errors.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
@@ -12,6 +13,7 @@ import { Random } from '../../src/tensor/random.js';
 import { comparePrecision, judgeDecode } from '../../src/verify/precision.js';
 import { generateProblem } from '../../src/verify/problems.js';
 import {
+  type DeviceProblem,
   decodeOnGpu,
   generateOnGpu,
   gpuTest,
@@ -162,6 +164,18 @@ function reportedProblem(backend: Parameters<Parameters<typeof gpuTest>[1]>[0]) 
   return { host, device: uploadProblem(backend, host) };
 }
 
+/** A plain decode of the reported problem (outputs allocated by the call). */
+function decodeReported(device: DeviceProblem, metadata: MlaMetadata) {
+  return flashMlaWithKvcache(
+    device.q,
+    device.kCache,
+    device.blockTable,
+    device.cacheSeqlens,
+    HEAD_DIM_V,
+    metadata,
+  );
+}
+
 gpuTest(
   'a block id outside the cache: the next wait raises ValueError naming the sequence',
   (backend) => {
@@ -172,14 +186,7 @@ gpuTest(
     const columns = table.shape[1];
     ids[2 * columns + 1] = device.kCache.shape[0] + 5; // sequence 2's second (used) block
     backend.write(device.blockTable, new HostTensor('int32', ids, table.shape));
-    const { out } = flashMlaWithKvcache(
-      device.q,
-      device.kCache,
-      device.blockTable,
-      device.cacheSeqlens,
-      HEAD_DIM_V,
-      metadata,
-    );
+    const { out } = decodeReported(device, metadata);
     assert.throws(
       () => out.toHostSync(),
       (error: unknown) =>
@@ -189,14 +196,7 @@ gpuTest(
     );
     // The report was cleared: a call with the table repaired is answered.
     backend.write(device.blockTable, table);
-    const again = flashMlaWithKvcache(
-      device.q,
-      device.kCache,
-      device.blockTable,
-      device.cacheSeqlens,
-      HEAD_DIM_V,
-      metadata,
-    );
+    const again = decodeReported(device, metadata);
     const verdict = judgeDecode({ out: again.out.toHostSync(), lse: again.lse.toHostSync() }, host);
     assert.ok(verdict.ok, `seed ${SUITE_SEED}: ${verdict.report.failures.join('\n')}`);
     metadata.dispose();
@@ -214,25 +214,11 @@ gpuTest(
       device.cacheSeqlens,
       new HostTensor('int32', Int32Array.of(200, 131, 70, 190), [4]),
     );
-    const { out } = flashMlaWithKvcache(
-      device.q,
-      device.kCache,
-      device.blockTable,
-      device.cacheSeqlens,
-      HEAD_DIM_V,
-      metadata,
-    );
+    const { out } = decodeReported(device, metadata);
     assert.throws(() => out.toHostSync(), MetadataMismatchError);
     // Recomputed, the same call is answered.
     getMlaMetadata(device.cacheSeqlens, 16, 1, { into: metadata });
-    const again = flashMlaWithKvcache(
-      device.q,
-      device.kCache,
-      device.blockTable,
-      device.cacheSeqlens,
-      HEAD_DIM_V,
-      metadata,
-    );
+    const again = decodeReported(device, metadata);
     assert.doesNotThrow(() => again.out.toHostSync());
     metadata.dispose();
     device.dispose();
@@ -249,14 +235,7 @@ gpuTest(
       new HostTensor('int32', Int32Array.of(200, 130, capacity + 9, 190), [4]),
     );
     const metadata = getMlaMetadata(device.cacheSeqlens, 16, 1);
-    const { lse } = flashMlaWithKvcache(
-      device.q,
-      device.kCache,
-      device.blockTable,
-      device.cacheSeqlens,
-      HEAD_DIM_V,
-      metadata,
-    );
+    const { lse } = decodeReported(device, metadata);
     assert.throws(
       () => lse.toHostSync(),
       (error: unknown) =>
