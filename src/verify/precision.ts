@@ -4,14 +4,16 @@
  * of a tensor-core kernel, which rounds the softmax probabilities P to the input dtype before
  * P·V, so they scale with what that rounding can do on the data at hand instead of being fixed:
  *
- * 1. out, each element: |a − r| ≤ ε·(max(|r|, φ) + A_ic), A_ic = Σ_j max(P_ij, φ/Σp)·|V_jc|
- *    (rounding out twice costs ≤ ε·|r|, rounding P ≤ ε/2·A_ic; φ, the dtype's smallest normal,
- *    is where rounding stops being relative: it matters for fp16 only);
- *    a row with nothing to attend (lse +inf) must be exactly 0;
+ * 1. out, each element: |a − r| ≤ ε·(max(|r|, φ) + A_ic) + 2·σ·B_i·A_ic,
+ *    A_ic = Σ_j max(P_ij, φ/Σp)·|V_jc| (rounding out twice costs ≤ ε·|r|, rounding P ≤ ε/2·A_ic;
+ *    φ, the dtype's smallest normal, is where rounding stops being relative: it matters for fp16
+ *    only); scores off by up to σ·B_i (the float32 score error lse admits, below) move each P_ij
+ *    by up to 2·σ·B_i·P_ij, hence the last term; a row with nothing to attend (lse +inf) must be
+ *    exactly 0;
  * 2. out, each row of 512: 1 − 2·Σa·r / Σ(a² + r²) ≤ 2e-5 (skipped when Σr² < 1e-12, or the
  *    row's rms is below φ);
  * 3. out, the whole tensor: the same ≤ 5e-6 (same skips);
- * 4. lse, each element: |a − r| ≤ max(1e-6, 8.01/65536·|r|, 2^-20·B_i),
+ * 4. lse, each element: |a − r| ≤ max(1e-6, 8.01/65536·|r|, σ·B_i), σ = 2^-20,
  *    B_i = scale·‖q_i‖·max_j ‖k_j‖ (float32 scores err in proportion to the scores, not to lse);
  * 5. Inf and NaN exactly where the reference has them.
  */
@@ -33,8 +35,11 @@ export const PRECISION_RULE = Object.freeze({
   cosineFloor: 1e-12,
   lseAbsolute: 1e-6,
   lseRelative: 8.01 / 65536,
-  /** Times B_i: the float32 score error a kernel may carry into lse. */
-  lseScore: 2 ** -20,
+  /**
+   * σ: times B_i, the float32 score error a kernel may carry, into lse (σ·B_i) and into out
+   * (2·σ·B_i·A_ic).
+   */
+  scoreError: 2 ** -20,
 });
 
 /** The reference a result is judged against: its outputs and the scales of the bounds. */
@@ -131,7 +136,10 @@ export function comparePrecision(
     const rowIndex = base / HEAD_DIM_V;
     const s = Math.floor(rowIndex / numHeadsQ) % seqlenQ;
     const bh = Math.floor(rowIndex / (numHeadsQ * seqlenQ)) * numHeadsQ + (rowIndex % numHeadsQ);
-    const attends = lseR[bh * seqlenQ + s] !== Number.POSITIVE_INFINITY;
+    const lseAtRow = bh * seqlenQ + s;
+    const attends = lseR[lseAtRow] !== Number.POSITIVE_INFINITY;
+    // The relative weight error that score errors of up to σ·B_i can cause.
+    const scoreSlack = 2 * rule.scoreError * scoreMagnitude[lseAtRow];
     let rowDot = 0;
     let rowNorms = 0;
     let rowReferenceNorm = 0;
@@ -148,7 +156,8 @@ export function comparePrecision(
       const error = Math.abs(got - want);
       outMaxAbsError = Math.max(outMaxAbsError, error);
       const bound = attends
-        ? epsilon * (Math.max(Math.abs(want), smallestNormal) + absWeightedV[e])
+        ? epsilon * (Math.max(Math.abs(want), smallestNormal) + absWeightedV[e]) +
+          scoreSlack * absWeightedV[e]
         : 0;
       element.add(error, bound, e, got, want);
       rowDot += got * want;
@@ -180,7 +189,7 @@ export function comparePrecision(
     const bound = Math.max(
       rule.lseAbsolute,
       rule.lseRelative * Math.abs(want),
-      rule.lseScore * scoreMagnitude[e],
+      rule.scoreError * scoreMagnitude[e],
     );
     lse.add(error, bound, e, got, want);
   }

@@ -63,6 +63,27 @@ test('out elements: |a - r| <= eps (|r| + A), named by batch, token, head and co
   assert.ok(tolerant.element.ratio <= 1, tolerant.failures.join('\n'));
 });
 
+test('out elements: large scores widen the bound by the score error lse admits, 2 sigma B A', () => {
+  // 2^-8 off at |r| = 0.125, A = 0.05: beyond eps (|r| + A) = 1.37e-3 with small scores...
+  const wrong = rows.map((row) => [...row]);
+  wrong[1][100] += 2 ** -8;
+  const small = comparePrecision(actual(wrong, [1.5, 2]), reference(rows, [1.5, 2], 0.05, [0, 3]));
+  assert.equal(small.element.beyond, 1);
+  // ...within it when row 1's scores reach B = 30000: 2 * 2^-20 * 30000 * 0.05 = 2.86e-3 more.
+  const large = comparePrecision(
+    actual(wrong, [1.5, 2]),
+    reference(rows, [1.5, 2], 0.05, [0, 30000]),
+  );
+  assert.ok(large.ok, large.failures.join('\n'));
+  assert.ok(large.element.ratio > 0.9, `ratio ${large.element.ratio}`);
+  // B is per row: row 0's does not widen row 1's bound.
+  const other = comparePrecision(
+    actual(wrong, [1.5, 2]),
+    reference(rows, [1.5, 2], 0.05, [30000, 3]),
+  );
+  assert.equal(other.element.beyond, 1);
+});
+
 test('fp16 below its smallest normal (2^-14): rounding steps are fixed, one step is allowed', () => {
   // Out values of 4 and 40 subnormal steps (2^-24 each), A tiny: relative bounds would allow nothing.
   const step = 2 ** -24;
