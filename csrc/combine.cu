@@ -1,19 +1,25 @@
 // The combine kernel: merges the float32 partials of the sequences that the schedule cut into
 // several splits. Launched after the decode kernel with programmatic dependent launch.
 //
-// Grid: (batch, h_kv, ceil(rows_per_kv_head / kCombineRowsPerBlock)); block: kCombineThreads = 128
-// threads (4 warps); no dynamic shared memory. The batch is on grid.x, which has no 65535 limit;
-// grid.z limits rows_per_kv_head (= s_q * h_q / h_kv) to 4 * 65535.
+// Grid: (batch * slices, h_kv, ceil(rows_per_kv_head / kCombineRowsPerBlock)), slices = 1 or
+// kCombineChannelSlices (the launcher's choice, read back as gridDim.x / batch); block:
+// kCombineThreads = 128 threads (4 warps); no dynamic shared memory. The batch is on grid.x,
+// which has no 65535 limit; grid.z limits rows_per_kv_head (= s_q * h_q / h_kv) to 4 * 65535.
 //
-// Warp w of CTA (i, h, z) merges query row m = 4z + w of KV head h of sequence i, if sequence i
-// has more than one split (the decode kernel wrote the others). With n splits at split rows
-// r = num_splits[i] .. num_splits[i] + n - 1, lane l:
+// Warp w of CTA (x, h, z) merges query row m = 4z + w of KV head h of sequence i = x / slices,
+// channels [c W, c W + W) with c = x % slices and W = 512 / slices, if sequence i has more than
+// one split (the decode kernel wrote the others). A large grid takes whole rows (slices = 1);
+// a small one, where few rows would leave most SMs idle, slices them over four times as many
+// CTAs. With n splits at split rows r = num_splits[i] .. + n - 1, lane l:
 //   1. reduces max and sum of exp(lse_r - max) over splits l, l + 32, ... and the warp (butterfly
 //      shuffles, so every lane ends with the same bits): lse = max + ln(sum);
-//   2. for every split r: out += exp(lse_r - lse) * o_accum[r][h][m][c] for its 16 channels
-//      c = 4(l + 32k) + {0..3}, k = 0..3 (four 16-byte loads per split, coalesced across the warp);
+//   2. for every split r in order: out += exp(lse_r - lse) * o_accum[r][h][m][c] for its W / 32
+//      channels c = c W + 4(l + 32v) + {0..3} (16-byte loads, coalesced across the warp); the
+//      loads of several splits are issued before any is used, so a long row of splits costs a
+//      few memory latencies, not one per split;
 //   3. writes out (rounded to q's dtype) at out[i, s, h * group_size + g] with m = s * group_size + g,
-//      and lse at lse[i, h * group_size + g, s].
+//      and (slice 0 only) lse at lse[i, h * group_size + g, s].
+// The arithmetic, and so every bit of the result, is the same for both slicings.
 // A row whose partial lse are all -inf attended no key: out 0, lse +inf. Emptiness is "sum == 0",
 // not "max == -inf", so a NaN partial lse (NaN in q) propagates instead of reading as empty.
 #include <cuda_bf16.h>
@@ -27,9 +33,9 @@
 
 namespace flashmla::combine {
 
-constexpr int kChannelsPerLane = kHeadDimV / 32;         // 16
-constexpr int kVectorsPerLane = kChannelsPerLane / 4;    // four float4 per lane
-static_assert(kHeadDimV % 128 == 0, "whole float4 per lane");
+// 16-byte loads in flight per lane: kVectors per split (4 for whole rows, 1 for a slice).
+constexpr int kVectorsInFlight = 8;
+static_assert(kHeadDimV == kCombineChannelSlices * 32 * 4, "a slice is one float4 per lane");
 static_assert(kCombineThreads == 32 * kCombineRowsPerBlock, "one warp per row");
 
 __device__ __forceinline__ uint32_t pack2(float lo, float hi, __nv_bfloat16*) {
@@ -42,11 +48,15 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi, __half*) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-template <typename T>
+// kVectors: float4 per lane per split: 4 for whole rows (slices = 1), 1 for slices of 128.
+template <typename T, int kVectors>
 __device__ __forceinline__ void combine_row(const CombineParams& p) {
+  constexpr int kSlices = 4 / kVectors;
+  constexpr int kSplitsInFlight = kVectorsInFlight / kVectors;
   const AttentionShape& sh = p.shape;
   const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int batch = static_cast<int>(blockIdx.x);
+  const int batch = static_cast<int>(blockIdx.x) / kSlices;
+  const int slice = static_cast<int>(blockIdx.x) % kSlices;
   const int kv_head = static_cast<int>(blockIdx.y);
   const int m = static_cast<int>(blockIdx.z) * kCombineRowsPerBlock + static_cast<int>(threadIdx.x) / 32;
   if (batch >= sh.batch || kv_head >= sh.num_heads_kv || m >= sh.rows_per_kv_head) return;
@@ -74,21 +84,36 @@ __device__ __forceinline__ void combine_row(const CombineParams& p) {
   const bool empty = sum == 0.f;  // every split had -inf: no attended key
   const float lse = safe_max + logf(sum);
 
-  float acc[kChannelsPerLane];
+  const int channel = slice * (kHeadDimV / kSlices) + 4 * lane;  // of the lane's first float4
+  float4 acc[kVectors];
 #pragma unroll
-  for (int c = 0; c < kChannelsPerLane; ++c) acc[c] = 0.f;
+  for (int v = 0; v < kVectors; ++v) acc[v] = make_float4(0.f, 0.f, 0.f, 0.f);
   if (!empty) {
-    for (int k = 0; k < num_splits; ++k) {
-      const int64_t row = first_row + k * split_stride;
-      const float weight = expf(p.lse_accum[row] - lse);
-      const float4* partial = reinterpret_cast<const float4*>(p.o_accum + row * kHeadDimV);
+    for (int k0 = 0; k0 < num_splits; k0 += kSplitsInFlight) {
+      float partial_lse[kSplitsInFlight];
+      float4 partial[kSplitsInFlight][kVectors];
 #pragma unroll
-      for (int v = 0; v < kVectorsPerLane; ++v) {
-        const float4 o = partial[lane + 32 * v];
-        acc[4 * v + 0] += weight * o.x;
-        acc[4 * v + 1] += weight * o.y;
-        acc[4 * v + 2] += weight * o.z;
-        acc[4 * v + 3] += weight * o.w;
+      for (int j = 0; j < kSplitsInFlight; ++j) {
+        if (k0 + j < num_splits) {
+          const int64_t row = first_row + (k0 + j) * split_stride;
+          partial_lse[j] = p.lse_accum[row];
+          const float4* o = reinterpret_cast<const float4*>(p.o_accum + row * kHeadDimV + channel);
+#pragma unroll
+          for (int v = 0; v < kVectors; ++v) partial[j][v] = o[32 * v];
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kSplitsInFlight; ++j) {
+        if (k0 + j < num_splits) {
+          const float weight = expf(partial_lse[j] - lse);
+#pragma unroll
+          for (int v = 0; v < kVectors; ++v) {
+            acc[v].x += weight * partial[j][v].x;
+            acc[v].y += weight * partial[j][v].y;
+            acc[v].z += weight * partial[j][v].z;
+            acc[v].w += weight * partial[j][v].w;
+          }
+        }
       }
     }
   }
@@ -98,27 +123,37 @@ __device__ __forceinline__ void combine_row(const CombineParams& p) {
   T* out = static_cast<T*>(p.out) + static_cast<int64_t>(batch) * sh.out_batch_stride +
            static_cast<int64_t>(s) * sh.out_row_stride + static_cast<int64_t>(q_head) * sh.out_head_stride;
 #pragma unroll
-  for (int v = 0; v < kVectorsPerLane; ++v) {
+  for (int v = 0; v < kVectors; ++v) {
     uint2 packed;
-    packed.x = pack2(acc[4 * v + 0], acc[4 * v + 1], static_cast<T*>(nullptr));
-    packed.y = pack2(acc[4 * v + 2], acc[4 * v + 3], static_cast<T*>(nullptr));
-    *reinterpret_cast<uint2*>(out + 4 * (lane + 32 * v)) = packed;
+    packed.x = pack2(acc[v].x, acc[v].y, static_cast<T*>(nullptr));
+    packed.y = pack2(acc[v].z, acc[v].w, static_cast<T*>(nullptr));
+    *reinterpret_cast<uint2*>(out + channel + 128 * v) = packed;
   }
-  if (lane == 0) {
+  if (slice == 0 && lane == 0) {
     p.lse[(static_cast<int64_t>(batch) * sh.num_heads_q + q_head) * sh.seqlen_q + s] = empty ? INFINITY : lse;
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void combine(const CombineParams& p) {
+  if (static_cast<int>(gridDim.x) == p.shape.batch) {
+    combine_row<T, 4>(p);
+  } else {
+    combine_row<T, 1>(p);
   }
 }
 
 }  // namespace flashmla::combine
 
-extern "C" __global__ void __launch_bounds__(flashmla::kCombineThreads)
+// At least 6 CTAs per SM (80 registers): enough warps to keep a large batch's merge streaming.
+extern "C" __global__ void __launch_bounds__(flashmla::kCombineThreads, 6)
     flashmla_combine_bf16(const __grid_constant__ CombineParams p) {
   flashmla::ptx::griddep_wait();
-  flashmla::combine::combine_row<__nv_bfloat16>(p);
+  flashmla::combine::combine<__nv_bfloat16>(p);
 }
 
-extern "C" __global__ void __launch_bounds__(flashmla::kCombineThreads)
+extern "C" __global__ void __launch_bounds__(flashmla::kCombineThreads, 6)
     flashmla_combine_fp16(const __grid_constant__ CombineParams p) {
   flashmla::ptx::griddep_wait();
-  flashmla::combine::combine_row<__half>(p);
+  flashmla::combine::combine<__half>(p);
 }

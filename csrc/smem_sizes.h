@@ -54,7 +54,8 @@ constexpr int kMetadataSmemBytesPerSequence = 4;
 constexpr int kMetadataMaxSmemBytes = kMaxSchedulerBatch * kMetadataSmemBytesPerSequence;  // 128 KiB
 
 // ---- combine (csrc/combine.cu) ---------------------------------------------------------------
-constexpr int kCombineRowsPerBlock = 4;  // one warp per query row
+constexpr int kCombineRowsPerBlock = 4;   // one warp per query row
+constexpr int kCombineChannelSlices = 4;  // CTAs per row block, each merging 128 of the 512 channels
 constexpr int kCombineThreads = 32 * kCombineRowsPerBlock;
 
 // ---- reference (csrc/reference.cu) -----------------------------------------------------------

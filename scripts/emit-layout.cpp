@@ -230,8 +230,9 @@ int main() {
                 kSeesawSmemBytes);
   }
   for (const char* name : {"flashmla_combine_bf16", "flashmla_combine_fp16"}) {
-    std::printf("    \"%s\": { \"threads\": %d, \"rowsPerBlock\": %d, \"dynamicSmemBytes\": 0 },\n", name,
-                kCombineThreads, kCombineRowsPerBlock);
+    std::printf("    \"%s\": { \"threads\": %d, \"rowsPerBlock\": %d, \"channelSlices\": %d, "
+                "\"dynamicSmemBytes\": 0 },\n",
+                name, kCombineThreads, kCombineRowsPerBlock, kCombineChannelSlices);
   }
   for (const char* name : {"flashmla_reference_bf16", "flashmla_reference_fp16"}) {
     std::printf("    \"%s\": { \"threads\": %d, \"dynamicSmemBytesPerKey\": %d, \"maxDynamicSmemBytes\": %d },\n",

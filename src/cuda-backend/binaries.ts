@@ -51,6 +51,8 @@ export interface KernelLayoutFile {
       maxDynamicSmemBytes?: number;
       dynamicSmemBytesPerSequence?: number;
       rowsPerBlock?: number;
+      /** The combine kernel: CTAs per block of rows, each merging a slice of the channels. */
+      channelSlices?: number;
     }
   >;
 }

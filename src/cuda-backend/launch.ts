@@ -259,18 +259,27 @@ export interface CombineLaunch {
   lseAccum: DevicePointer;
   out: DevicePointer;
   lse: DevicePointer;
+  /** 1 (whole rows) or the kernel's channelSlices; by default chosen from the grid's size. */
+  channelSlices?: number;
 }
 
 export function launchCombine(kernels: KernelSet, stream: CudaStream, launch: CombineLaunch): void {
   const name = COMBINE_KERNEL[launch.shape.dtype];
   const info = kernels.kernelInfo(name);
   const rowsPerBlock = info.rowsPerBlock ?? 1;
+  const { batch, numHeadsKv, rowsPerKvHead } = launch.shape;
+  const rowBlocks = Math.ceil(rowsPerKvHead / rowsPerBlock);
+  // Whole rows per warp, unless that leaves SMs idle: then each row's channels are sliced over
+  // several CTAs (csrc/combine.cu), which small batches finish in a fraction of the time.
+  const slices =
+    launch.channelSlices ??
+    (batch * numHeadsKv * rowBlocks < kernels.device.multiProcessorCount
+      ? (info.channelSlices ?? 1)
+      : 1);
+  if (slices !== 1 && slices !== info.channelSlices)
+    throw new RangeError(`channelSlices must be 1 or ${info.channelSlices}, got ${slices}`);
   kernels.get(name).launch({
-    grid: [
-      launch.shape.batch,
-      launch.shape.numHeadsKv,
-      Math.ceil(launch.shape.rowsPerKvHead / rowsPerBlock),
-    ],
+    grid: [batch * slices, numHeadsKv, rowBlocks],
     block: [info.threads, 1, 1],
     stream,
     programmaticDependentLaunch: true,
