@@ -42,7 +42,9 @@
 namespace flashmla::seesaw {
 
 // Named barriers (0 is __syncthreads). The first four pair the two math warpgroups (256 threads);
-// the last two are one warpgroup's own.
+// the last two are one warpgroup's own. The writer of a hand-off waits at it too (bar.sync, not
+// bar.arrive): it costs nothing measurable, since the reader is always there first or soon, and
+// compute-sanitizer's racecheck only sees the hand-off's order with bar.sync on both sides.
 enum Barrier : uint32_t {
   kQReady = 1,       // both: the piece's Q tile is in shared memory
   kScale0Ready = 2,  // WG0 -> WG1: row_max = m0, scale0, and P0 in p0
@@ -268,7 +270,7 @@ __device__ __forceinline__ void pair_wg0(const DecodeParams& p, const Smem& sm, 
   exponentiate(st.s, st.m, scale_log2, block_sum);
   const float one[2] = {1.f, 1.f};
   store_p<T>(st.s, one, lane, sm.p0);
-  ptx::named_barrier_arrive(kScale0Ready, kSeesawMathThreads);
+  ptx::named_barrier_sync(kScale0Ready, kSeesawMathThreads);
 
   pack_p<T>(st.s, st.a);
 #pragma unroll
@@ -352,7 +354,7 @@ __device__ __forceinline__ void pair_wg1(const DecodeParams& p, const Smem& sm, 
     const float one[2] = {1.f, 1.f};
     store_p<T>(st.s, one, lane, sm.kv[1] + kRopeSubtile * kSubtileBytes);
   }
-  ptx::named_barrier_arrive(kScale1Ready, kSeesawMathThreads);
+  ptx::named_barrier_sync(kScale1Ready, kSeesawMathThreads);
 #pragma unroll
   for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale0[h] * scale1[h] + block_sum[h];
 
@@ -471,6 +473,8 @@ __device__ __forceinline__ void decode_cta(const DecodeParams& p, uint8_t* raw_s
   const Smem sm = smem_of(raw_smem);
   const int wg = static_cast<int>(threadIdx.x) / 128;
 
+  // The producer's first load waits for the tensor map: fetch it while the barriers are set up.
+  if (threadIdx.x == 2 * 128) ptx::prefetch_tensormap(p.k_tensor_map);
   if (threadIdx.x == 0) {
     for (int b = 0; b < 2; ++b) {
       for (int sub = 0; sub < kSubtilesK; ++sub) ptx::mbarrier_init(sm.full[b] + 8 * sub, 1);

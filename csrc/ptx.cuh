@@ -42,12 +42,6 @@ __device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t count) 
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
-// PTX ISA "bar.arrive": count this thread towards named barrier `id` (of `count` threads) without
-// waiting; the threads that bar.sync on it wait for these arrivals.
-__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t count) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Register reallocation between warpgroups (sm_90a).
 
@@ -137,6 +131,12 @@ __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   uint64_t policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
   return policy;
+}
+
+// PTX ISA "prefetch.tensormap": brings a tensor map (the generic address of a __grid_constant__
+// parameter) into the TMA unit's cache, so the first load does not wait for it.
+__device__ __forceinline__ void prefetch_tensormap(const void* tensor_map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(tensor_map)) : "memory");
 }
 
 // PTX ISA "cp.async.bulk.tensor": one TMA box of a 4-D tensor at element coordinates c0 (the
