@@ -10,6 +10,7 @@ import { DeviceTensor } from '../../src/cuda/device-tensor.js';
 import { encodeTensorMapTiled } from '../../src/cuda/tensor-map.js';
 import { launchCombine } from '../../src/cuda-backend/launch.js';
 import { AttentionShapeLayout, ParamBlock } from '../../src/cuda-backend/layout.js';
+import { partialRows } from '../../src/cuda-backend/split-workspace.js';
 import { LimitError } from '../../src/errors.js';
 import { referenceDecode } from '../../src/reference/reference.js';
 import { computeTileSchedule, numSmPartsFor } from '../../src/scheduler.js';
@@ -28,18 +29,30 @@ gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
     { lengths: Int32Array.from([1, 64 * 4000, 3, 0]), rows: 16, heads: 1 },
     { lengths: drawLengths(random, MAX_SCHEDULER_BATCH, 300, 'normal', 1), rows: 16, heads: 1 },
   ];
-  for (let trial = 0; trial < 60; trial++) {
-    cases.push({
-      lengths: drawLengths(
-        random,
-        random.pick([1, 2, 6, 64, 128, 132, 133, 1000, 5000]),
-        random.pick([1, 20, 140, 4096, 16384]),
-        random.pick(['off', 'normal', 'half-empty'] as const),
-        1,
-      ),
-      rows: random.pick([1, 16, 64, 65, 128, 256, 1024]),
-      heads: random.pick([1, 2, 3, 8]),
-    });
+  // getMlaMetadata also sizes the split workspace: (b + parts) · h_kv · rows partial rows of
+  // 2 KiB each. Shapes beyond 2 GiB of it are drawn again, so that the test fits every card.
+  const workspaceBytes = (batch: number, rows: number, heads: number) =>
+    partialRows({
+      batch,
+      numSmParts: numSmPartsFor(backend.device.multiProcessorCount, rows, heads),
+      numHeadsK: heads,
+      numQRowsPerKvHead: rows,
+    }) *
+    (HEAD_DIM_V + 1) *
+    4;
+  while (cases.length < 64) {
+    const batch = random.pick([1, 2, 6, 64, 128, 132, 133, 1000, 5000]);
+    const rows = random.pick([1, 16, 64, 65, 128, 256, 1024]);
+    const heads = random.pick([1, 2, 3, 8]);
+    if (workspaceBytes(batch, rows, heads) > 2 ** 31) continue;
+    const lengths = drawLengths(
+      random,
+      batch,
+      random.pick([1, 20, 140, 4096, 16384]),
+      random.pick(['off', 'normal', 'half-empty'] as const),
+      1,
+    );
+    cases.push({ lengths, rows, heads });
   }
   for (const { lengths, rows, heads } of cases) {
     const seqlens = DeviceTensor.fromHost(
