@@ -42,9 +42,10 @@
 namespace flashmla::seesaw {
 
 // Named barriers (0 is __syncthreads). The first four pair the two math warpgroups (256 threads);
-// the last two are one warpgroup's own. The writer of a hand-off waits at it too (bar.sync, not
-// bar.arrive): it costs nothing measurable, since the reader is always there first or soon, and
-// compute-sanitizer's racecheck only sees the hand-off's order with bar.sync on both sides.
+// the last two are one warpgroup's own. The two hand-offs (kScale0Ready, kScale1Ready) are
+// reached at different call sites by the two warpgroups, so they use the unaligned barrier.sync
+// (bar.sync and bar.arrive are .aligned: one call site for all threads); the writer waits at
+// them too, which costs nothing measurable and lets compute-sanitizer's racecheck see the order.
 enum Barrier : uint32_t {
   kQReady = 1,       // both: the piece's Q tile is in shared memory
   kScale0Ready = 2,  // WG0 -> WG1: row_max = m0, scale0, and P0 in p0
@@ -270,7 +271,7 @@ __device__ __forceinline__ void pair_wg0(const DecodeParams& p, const Smem& sm, 
   exponentiate(st.s, st.m, scale_log2, block_sum);
   const float one[2] = {1.f, 1.f};
   store_p<T>(st.s, one, lane, sm.p0);
-  ptx::named_barrier_sync(kScale0Ready, kSeesawMathThreads);
+  ptx::named_barrier_sync_unaligned(kScale0Ready, kSeesawMathThreads);
 
   pack_p<T>(st.s, st.a);
 #pragma unroll
@@ -280,7 +281,7 @@ __device__ __forceinline__ void pair_wg0(const DecodeParams& p, const Smem& sm, 
   if (rows0.partial()) clear_rows_outside(sm.kv[0], 0, rows0.lo, rows0.hi, thread_in_wg, kWarpgroup0);
   issue_pv<T>(st.o, st.a, sm.kv[0], 0);
 
-  ptx::named_barrier_sync(kScale1Ready, kSeesawMathThreads);
+  ptx::named_barrier_sync_unaligned(kScale1Ready, kSeesawMathThreads);
   float scale1[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -314,7 +315,7 @@ __device__ __forceinline__ void pair_wg1(const DecodeParams& p, const Smem& sm, 
   if (pair.has_k1) block_scores<T, 1, ScoreOrder1>(st, sm, lane, pc, key_end, pair, block_max);
 
   // O_R = O_R·scale0 + P0·V0_R, relative to m0.
-  ptx::named_barrier_sync(kScale0Ready, kSeesawMathThreads);
+  ptx::named_barrier_sync_unaligned(kScale0Ready, kSeesawMathThreads);
   float m0[2];
   float scale0[2];
 #pragma unroll
@@ -354,7 +355,7 @@ __device__ __forceinline__ void pair_wg1(const DecodeParams& p, const Smem& sm, 
     const float one[2] = {1.f, 1.f};
     store_p<T>(st.s, one, lane, sm.kv[1] + kRopeSubtile * kSubtileBytes);
   }
-  ptx::named_barrier_sync(kScale1Ready, kSeesawMathThreads);
+  ptx::named_barrier_sync_unaligned(kScale1Ready, kSeesawMathThreads);
 #pragma unroll
   for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale0[h] * scale1[h] + block_sum[h];
 

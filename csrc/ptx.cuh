@@ -37,12 +37,16 @@ __device__ __forceinline__ void cp_async_wait() {
 // Barriers.
 
 // PTX ISA "bar.sync": named barrier `id` (1..15; 0 is __syncthreads) for `count` threads, a
-// multiple of 32. bar.sync is .aligned: every thread of the warp must execute it together, so the
-// warp is reconverged first (a lane-conditional store just before would otherwise leave it split,
-// which compute-sanitizer's synccheck reports).
+// multiple of 32. bar.sync is barrier.sync.aligned: every participating thread must execute this
+// same instruction (one call site for all of them).
 __device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t count) {
-  __syncwarp();
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// PTX ISA "barrier.sync" without .aligned: the same wait, for barriers that different groups of
+// threads reach at different call sites (a hand-off between warpgroups).
+__device__ __forceinline__ void named_barrier_sync_unaligned(uint32_t id, uint32_t count) {
+  asm volatile("barrier.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
 // ---------------------------------------------------------------------------------------------
