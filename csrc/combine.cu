@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "pack.cuh"
 #include "params.h"
 #include "ptx.cuh"
 #include "smem_sizes.h"
@@ -37,16 +38,6 @@ namespace flashmla::combine {
 constexpr int kVectorsInFlight = 8;
 static_assert(kHeadDimV == kCombineChannelSlices * 32 * 4, "a slice is one float4 per lane");
 static_assert(kCombineThreads == 32 * kCombineRowsPerBlock, "one warp per row");
-
-__device__ __forceinline__ uint32_t pack2(float lo, float hi, __nv_bfloat16*) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ uint32_t pack2(float lo, float hi, __half*) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 // kVectors: float4 per lane per split: 4 for whole rows (slices = 1), 1 for slices of 128.
 template <typename T, int kVectors>
@@ -125,8 +116,8 @@ __device__ __forceinline__ void combine_row(const CombineParams& p) {
 #pragma unroll
   for (int v = 0; v < kVectors; ++v) {
     uint2 packed;
-    packed.x = pack2(acc[v].x, acc[v].y, static_cast<T*>(nullptr));
-    packed.y = pack2(acc[v].z, acc[v].w, static_cast<T*>(nullptr));
+    packed.x = pack2<T>(acc[v].x, acc[v].y);
+    packed.y = pack2<T>(acc[v].z, acc[v].w);
     *reinterpret_cast<uint2*>(out + channel + 128 * v) = packed;
   }
   if (slice == 0 && lane == 0) {

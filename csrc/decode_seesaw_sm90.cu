@@ -404,7 +404,7 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
       for (int j = 0; j < kOutChunks; ++j) {
         const float lo = attends ? st.o[4 * j + 2 * h] * inv : 0.f;
         const float hi = attends ? st.o[4 * j + 2 * h + 1] * inv : 0.f;
-        *reinterpret_cast<uint32_t*>(dst + 8 * j) = Elem<T>::pack(lo, hi);
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(lo, hi);
       }
       if (wg == 0 && lane.tig == 0) p.lse[decode::lse_offset(sh, pc.batch, qr)] = lse;
     } else {

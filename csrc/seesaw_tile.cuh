@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "pack.cuh"
 #include "ptx.cuh"
 #include "smem_sizes.h"
 #include "wgmma.cuh"
@@ -29,7 +30,7 @@ constexpr int kRowBytes = kSubtileCols * 2;            // 128
 constexpr int kGroupBytes = 8 * kRowBytes;             // 8 rows: the swizzle atom, 1024 bytes
 constexpr int kVSubtilesPerHalf = kOutCols / kSubtileCols;  // 4
 
-// The element types differ only in the tensor-core instruction and the rounding of P and out.
+// The element types differ in the tensor-core instruction (and in pack2, pack.cuh).
 template <typename T>
 struct Elem;
 
@@ -47,10 +48,6 @@ struct Elem<__nv_bfloat16> {
   static __device__ __forceinline__ void pv(float (&d)[kOutRegs], uint64_t a, uint64_t b) {
     wgmma::wgmma_m64n256k16_ss_bf16(d, a, b, 1);
   }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
 };
 
 template <>
@@ -66,10 +63,6 @@ struct Elem<__half> {
   }
   static __device__ __forceinline__ void pv(float (&d)[kOutRegs], uint64_t a, uint64_t b) {
     wgmma::wgmma_m64n256k16_ss_fp16(d, a, b, 1);
-  }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
   }
 };
 
@@ -162,10 +155,10 @@ template <typename T>
 __device__ __forceinline__ void pack_p(const float (&s)[kScoreRegs], uint32_t (&a)[kKeySteps][4]) {
 #pragma unroll
   for (int kk = 0; kk < kKeySteps; ++kk) {
-    a[kk][0] = Elem<T>::pack(s[8 * kk + 0], s[8 * kk + 1]);
-    a[kk][1] = Elem<T>::pack(s[8 * kk + 2], s[8 * kk + 3]);
-    a[kk][2] = Elem<T>::pack(s[8 * kk + 4], s[8 * kk + 5]);
-    a[kk][3] = Elem<T>::pack(s[8 * kk + 6], s[8 * kk + 7]);
+    a[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+    a[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+    a[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+    a[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
   }
 }
 
@@ -181,7 +174,7 @@ __device__ __forceinline__ void store_p(const float (&s)[kScoreRegs], const floa
 #pragma unroll
     for (int j = 0; j < kScoreChunks; ++j) {
       const uint32_t addr = tile + row * kRowBytes + ((j ^ (row & 7)) << 4) + 4 * lane.tig;
-      const uint32_t packed = Elem<T>::pack(s[4 * j + 2 * h] * scale[h], s[4 * j + 2 * h + 1] * scale[h]);
+      const uint32_t packed = pack2<T>(s[4 * j + 2 * h] * scale[h], s[4 * j + 2 * h + 1] * scale[h]);
       asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(packed) : "memory");
     }
   }
