@@ -4,9 +4,10 @@
  * backend the checked call; a backend trusts the call and does not look at the arguments again.
  */
 import type { CudaStream } from '../cuda/stream.js';
+import { ShapeError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
-import type { HostTensor } from '../tensor/host-tensor.js';
-import type { Tensor, TensorDevice } from '../tensor/tensor.js';
+import type { HostData, HostTensor } from '../tensor/host-tensor.js';
+import { formatShape, type Tensor, type TensorDevice } from '../tensor/tensor.js';
 import type { BackendLimits } from './limits.js';
 import type { MetadataTensors, MlaMetadata } from './metadata.js';
 
@@ -116,4 +117,20 @@ export interface Backend {
    * replay() calls it.
    */
   captureGraph(record: () => void, options?: { stream?: CudaStream }): CapturedGraph;
+}
+
+/**
+ * What Backend.write copies: the elements of `source` in row-major order, once it is checked to
+ * have `target`'s dtype and shape (the backends check the tensors themselves first).
+ */
+export function writeSourceElements(target: Tensor, source: HostTensor): HostData {
+  if (target.dtype !== source.dtype || formatShape(target.shape) !== formatShape(source.shape)) {
+    throw new ShapeError(
+      'source',
+      `${target.dtype} ${formatShape(target.shape)} (the target's dtype and shape)`,
+      `${source.dtype} ${formatShape(source.shape)}`,
+    );
+  }
+  const values = source.contiguous();
+  return values.data.subarray(values.offset, values.offset + values.numel);
 }

@@ -3,23 +3,24 @@
  * schedules for an H100's SM count and keeps the Hopper kernels' limits, so that it cuts work
  * and refuses shapes the way the GPU does.
  */
-import type {
-  Backend,
-  CapturedGraph,
-  DecodeCall,
-  DecodeResult,
-  MetadataCall,
+import {
+  type Backend,
+  type CapturedGraph,
+  type DecodeCall,
+  type DecodeResult,
+  type MetadataCall,
+  writeSourceElements,
 } from '../backend/backend.js';
 import { HOPPER_KERNEL_LIMITS } from '../backend/limits.js';
 import { type MetadataLayout, MetadataRecords, MlaMetadata } from '../backend/metadata.js';
 import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../config.js';
 import type { CudaStream } from '../cuda/stream.js';
-import { DisposedError, MetadataMismatchError, OptionError, ShapeError } from '../errors.js';
+import { DisposedError, MetadataMismatchError, OptionError } from '../errors.js';
 import { checkOptionKeys } from '../options.js';
 import { computeTileSchedule, findStalePart, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import { checkHostTensor, HostTensor } from '../tensor/host-tensor.js';
-import { formatShape, type Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { cpuDecode } from './split-decode.js';
 
 /** Metadata on the host: the schedule's two tensors, nothing else. */
@@ -128,18 +129,7 @@ class CpuBackend implements Backend {
       throw new OptionError('target', 'a contiguous HostTensor', String(target));
     }
     checkHostTensor('source', source);
-    if (target.dtype !== source.dtype || formatShape(target.shape) !== formatShape(source.shape)) {
-      throw new ShapeError(
-        'source',
-        `${target.dtype} ${formatShape(target.shape)} (the target's dtype and shape)`,
-        `${source.dtype} ${formatShape(source.shape)}`,
-      );
-    }
-    const values = source.contiguous();
-    target.data.set(
-      values.data.subarray(values.offset, values.offset + values.numel),
-      target.offset,
-    );
+    target.data.set(writeSourceElements(target, source), target.offset);
   }
 
   wrap(ptr: bigint): never {

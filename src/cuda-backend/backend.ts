@@ -3,12 +3,13 @@
  * stream (the device's default stream unless the call names one). Calls return at once; results
  * are read with `await tensor.toHost()`.
  */
-import type {
-  Backend,
-  CapturedGraph,
-  DecodeCall,
-  DecodeResult,
-  MetadataCall,
+import {
+  type Backend,
+  type CapturedGraph,
+  type DecodeCall,
+  type DecodeResult,
+  type MetadataCall,
+  writeSourceElements,
 } from '../backend/backend.js';
 import type { BackendLimits } from '../backend/limits.js';
 import { type MetadataLayout, MetadataRecords, type MlaMetadata } from '../backend/metadata.js';
@@ -21,7 +22,7 @@ import { type CudaGraphExec, captureGraph } from '../cuda/graph.js';
 import { copyHostToDevice, NO_ALLOCATION_WHILE_CAPTURING } from '../cuda/memory.js';
 import { probeCuda } from '../cuda/probe.js';
 import { CudaStream } from '../cuda/stream.js';
-import { DeviceMismatchError, GpuUnavailableError, OptionError, ShapeError } from '../errors.js';
+import { DeviceMismatchError, GpuUnavailableError, OptionError } from '../errors.js';
 import { checkOptionKeys, describeValue } from '../options.js';
 import { numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
@@ -285,19 +286,7 @@ export class CudaBackend implements Backend {
         `strides ${formatShape(tensor.strides)}`,
       );
     }
-    if (tensor.dtype !== source.dtype || formatShape(tensor.shape) !== formatShape(source.shape)) {
-      throw new ShapeError(
-        'source',
-        `${tensor.dtype} ${formatShape(tensor.shape)} (the target's dtype and shape)`,
-        `${source.dtype} ${formatShape(source.shape)}`,
-      );
-    }
-    const values = source.contiguous();
-    copyHostToDevice(
-      tensor.storage(),
-      values.data.subarray(values.offset, values.offset + values.numel),
-      this.streamFor(stream),
-    );
+    copyHostToDevice(tensor.storage(), writeSourceElements(tensor, source), this.streamFor(stream));
   }
 
   wrap(
