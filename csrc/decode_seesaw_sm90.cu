@@ -18,16 +18,16 @@
 // Math. Warpgroups 0 and 1 (WG0, WG1) load each piece's Q tile (cp.async, zero rows past
 // rows_per_kv_head), then take the piece's blocks in pairs, block 2i in buffer 0 and
 // 2i + 1 in buffer 1. The 64 x 512 output is split by columns: WG0 holds O_L (columns 0..255),
-// WG1 O_R (256..511). Per pair, with m the running row max shared through shared memory:
-//   WG0: m0 = max(m, rowmax S0); scale0 = exp(m - m0); P0 = exp(S0 - m0), also stored for WG1;
-//        O_L = O_L·scale0 + P0·V0_L                                       (P0 from registers)
-//   WG1: O_R = O_R·scale0 + P0·V0_R                                       (P0 from smem)
-//        and meanwhile m1 = max(m0, rowmax S1); scale1 = exp(m0 - m1); P1 = exp(S1 - m1), also
-//        stored for WG0; O_R = O_R·scale1 + P1·V1_R                       (P1 from registers)
-//   WG0: O_L = O_L·scale1 + P1·V1_L                                       (P1 from smem)
-// with S0 = Q·K0ᵀ (WG0) and S1 = Q·K1ᵀ (WG1) computed side by side at the start of the pair. Each
-// warpgroup's exponentials run while the other's products keep the tensor cores busy, and
-// buffer 0 is free halfway through the pair. P1 travels in sub-tile 8 of buffer 1 (K1's RoPE
+// WG1 O_R (256..511). Per pair, side by side:
+//   WG0: S0 = Q·K0ᵀ, its row max        WG1: S1 = Q·K1ᵀ, its row max
+//   both: exchange the row maxima; m' = max(m, rowmax S0, rowmax S1), scale = exp(m - m')
+//   WG0: P0 = exp(S0 - m'), stored       WG1: P1 = exp(S1 - m'), stored for WG0
+//        for WG1; O_L = O_L·scale + P0·V0_L   O_R = O_R·scale + P1·V1_R    (own P from registers)
+//   both: exchange P
+//   WG0: O_L += P1·V1_L                  WG1: O_R += P0·V0_R              (other P from smem)
+// The two softmaxes run at the same time and depend only on the exchanged maxima, so the chain
+// from one pair's scores to its products is one softmax long; each warpgroup's own product
+// starts while the other is still storing its P. P1 travels in sub-tile 8 of buffer 1 (K1's RoPE
 // channels, dead once S1 is done; V is channels 0..511); P0 in its own sub-tile. Each warpgroup
 // keeps its share of the row sums; they are added at the end of the piece, which writes out/lse
 // (one split) or the split's float32 partial.
@@ -42,14 +42,15 @@
 namespace flashmla::seesaw {
 
 // Named barriers (0 is __syncthreads). The first four pair the two math warpgroups (256 threads);
-// the last two are one warpgroup's own. The two hand-offs (kScale0Ready, kScale1Ready) are
-// reached at different call sites by the two warpgroups, so they use the unaligned barrier.sync
-// (bar.sync and bar.arrive are .aligned: one call site for all threads); the writer waits at
-// them too, which costs nothing measurable and lets compute-sanitizer's racecheck see the order.
+// the last two are one warpgroup's own. kMaxReady and kPReady are reached at different call sites
+// by the two warpgroups (the two instantiations of pair_math), so they use the unaligned
+// barrier.sync (bar.sync and bar.arrive are .aligned: one call site for all threads). Both are
+// exchanges, so both sides wait anyway, which also lets compute-sanitizer's racecheck see the
+// order (it does not take bar.arrive as a release).
 enum Barrier : uint32_t {
   kQReady = 1,       // both: the piece's Q tile is in shared memory
-  kScale0Ready = 2,  // WG0 -> WG1: row_max = m0, scale0, and P0 in p0
-  kScale1Ready = 3,  // WG1 -> WG0: row_max = m1, scale1, and P1 in kv[1] sub-tile 8
+  kMaxReady = 2,     // both ways: each warpgroup's block row maxima in block_max
+  kPReady = 3,       // both ways: P0 in p0, P1 in kv[1] sub-tile 8
   kRowSumReady = 4,  // both: each warpgroup's row sums of the piece
   kWarpgroup0 = 5,
   kWarpgroup1 = 6,
@@ -58,12 +59,12 @@ enum Barrier : uint32_t {
 constexpr int kRopeSubtile = kSubtilesK - 1;
 
 // The groups of sub-tiles that become free together, in the order a pair frees them, each with
-// one mbarrier that the four warps of its last reader arrive on:
-//   buffer 0 (block 2i):   RoPE after S0 (WG0), V0_L after P0·V0_L (WG0), V0_R after P0·V0_R (WG1)
-//   buffer 1 (block 2i+1): V1_R after P1·V1_R (WG1), V1_L and RoPE (carrying P1) after P1·V1_L (WG0)
+// one mbarrier that the four warps of its last reader arrive on: the RoPE of block 2i after S0
+// (WG0); V0_L after P0·V0_L (WG0) and V1_R after P1·V1_R (WG1), the first products; V0_R after
+// P0·V0_R (WG1) and V1_L with the RoPE of block 2i + 1 (carrying P1) after P1·V1_L (WG0).
 // The producer refills them in that order, and each warpgroup's Q·Kᵀ takes the sub-tiles in the
 // order they arrive.
-enum FreeGroup : int { kFree0Rope, kFree0Left, kFree0Right, kFree1Right, kFree1LeftRope, kFreeGroups };
+enum FreeGroup : int { kFree0Rope, kFree0Left, kFree1Right, kFree0Right, kFree1LeftRope, kFreeGroups };
 constexpr uint32_t kRopeMask = 1u << kRopeSubtile;
 constexpr uint32_t kLeftMask = 0x0Fu;   // sub-tiles 0..3: output columns 0..255
 constexpr uint32_t kRightMask = 0xF0u;  // sub-tiles 4..7: output columns 256..511
@@ -108,7 +109,7 @@ __device__ __forceinline__ Smem smem_of(uint8_t* raw) {
 
 // One warp's arrival on a group's free barrier: after the warp's last read has completed.
 __device__ __forceinline__ void release(const Smem& sm, FreeGroup group, const Lane& lane) {
-  if (lane.gid == 0 && lane.tig == 0) ptx::mbarrier_arrive(sm.free + 8 * group);
+  ptx::mbarrier_arrive_if(sm.free + 8 * group, lane.gid == 0 && lane.tig == 0);
 }
 
 // ---- the producer ---------------------------------------------------------------------------
@@ -158,9 +159,9 @@ __device__ void produce(const DecodeParams& p, const Smem& sm, const decode::Par
       const int32_t id1 = has_k1 ? block_id_of(p, table, n + 1, batch) : 0;
       load_group(p, sm, 0, kRopeMask, kFree0Rope, pairs, kv_head, id0, policy);
       load_group(p, sm, 0, kLeftMask, kFree0Left, pairs, kv_head, id0, policy);
+      if (has_k1) load_group(p, sm, 1, kRightMask, kFree1Right, second_fills, kv_head, id1, policy);
       load_group(p, sm, 0, kRightMask, kFree0Right, pairs, kv_head, id0, policy);
       if (has_k1) {
-        load_group(p, sm, 1, kRightMask, kFree1Right, second_fills, kv_head, id1, policy);
         load_group(p, sm, 1, kLeftMask | kRopeMask, kFree1LeftRope, second_fills, kv_head, id1, policy);
         ++second_fills;
       }
@@ -247,131 +248,97 @@ __device__ __forceinline__ void block_scores(MathState<T>& st, const Smem& sm, c
   mask_and_max(st.s, lane, block_rows(pc, block).lo, key_hi, block_max);
 }
 
-template <typename T>
-__device__ __forceinline__ void pair_wg0(const DecodeParams& p, const Smem& sm, MathState<T>& st, const Lane& lane,
-                                         int thread_in_wg, const decode::Piece& pc, const int (&key_end)[2],
-                                         const PairInfo& pair) {
-  const float scale_log2 = p.shape.softmax_scale_log2;
-  float block_max[2];
-  block_scores<T, 0, ScoreOrder0>(st, sm, lane, pc, key_end, pair, block_max);
-  release(sm, kFree0Rope, lane);
-
-  float scale0[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const float m0 = fmaxf(st.m[h], block_max[h]);
-    scale0[h] = exp2f((st.m[h] - safe_max(m0)) * scale_log2);
-    st.m[h] = m0;
-    if (lane.tig == 0) {
-      sm.s->row_max[lane.row(h)] = m0;
-      sm.s->scale0[lane.row(h)] = scale0[h];
-    }
-  }
-  float block_sum[2];
-  exponentiate(st.s, st.m, scale_log2, block_sum);
-  const float one[2] = {1.f, 1.f};
-  store_p<T>(st.s, one, lane, sm.p0);
-  ptx::named_barrier_sync_unaligned(kScale0Ready, kSeesawMathThreads);
-
-  pack_p<T>(st.s, st.a);
-#pragma unroll
-  for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale0[h] + block_sum[h];
-  rescale(st.o, scale0);
-  const BlockRows rows0 = block_rows(pc, pair.n);
-  if (rows0.partial()) clear_rows_outside(sm.kv[0], 0, rows0.lo, rows0.hi, thread_in_wg, kWarpgroup0);
-  issue_pv<T>(st.o, st.a, sm.kv[0], 0);
-
-  ptx::named_barrier_sync_unaligned(kScale1Ready, kSeesawMathThreads);
-  float scale1[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    scale1[h] = sm.s->scale1[lane.row(h)];
-    st.m[h] = sm.s->row_max[lane.row(h)];
-    st.sum[h] *= scale1[h];
-  }
-  wgmma::wait_group<0>();
-  wgmma::fence_registers(st.o);
-  release(sm, kFree0Left, lane);
-  rescale(st.o, scale1);
-  if (pair.has_k1) {
-    // Waiting on the barriers WG1 already passed makes the TMA writes visible to this warpgroup.
-#pragma unroll
-    for (int sub = 0; sub < kVSubtilesPerHalf; ++sub) ptx::mbarrier_wait(sm.full[1] + 8 * sub, pair.parity[1]);
-    const BlockRows rows1 = block_rows(pc, pair.n + 1);
-    if (rows1.partial()) clear_rows_outside(sm.kv[1], 0, rows1.lo, rows1.hi, thread_in_wg, kWarpgroup0);
-    issue_pv<T>(st.o, sm.kv[1] + kRopeSubtile * kSubtileBytes, sm.kv[1], 0);
-    wgmma::wait_group<0>();
-    wgmma::fence_registers(st.o);
-    release(sm, kFree1LeftRope, lane);
-  }
+// Where block n + kWhich of the pair hands its probabilities to the other warpgroup: P0 in its own
+// sub-tile, P1 in the RoPE sub-tile of buffer 1 (dead once S1 is done).
+template <int kWhich>
+__device__ __forceinline__ uint32_t p_tile(const Smem& sm) {
+  return kWhich == 0 ? sm.p0 : sm.kv[1] + kRopeSubtile * kSubtileBytes;
 }
 
-template <typename T>
-__device__ __forceinline__ void pair_wg1(const DecodeParams& p, const Smem& sm, MathState<T>& st, const Lane& lane,
-                                         int thread_in_wg, const decode::Piece& pc, const int (&key_end)[2],
-                                         const PairInfo& pair) {
+// The V rows of block n + kWhich in this warpgroup's half that lie outside the piece are zeroed
+// (a sequence's last block holds other tokens past its end, whose values, NaN say, would survive
+// P = 0 in P·V). Waiting on the block's full barriers first also makes its TMA writes visible to
+// this warpgroup, which may not have read the block before (the other warpgroup's block).
+template <int kWhich>
+__device__ __forceinline__ void prepare_v_half(const Smem& sm, const decode::Piece& pc, const PairInfo& pair,
+                                               int half, int thread_in_wg, uint32_t wg_barrier) {
+#pragma unroll
+  for (int sub = 0; sub < kVSubtilesPerHalf; ++sub) {
+    ptx::mbarrier_wait(sm.full[kWhich] + 8 * (half * kVSubtilesPerHalf + sub), pair.parity[kWhich]);
+  }
+  const BlockRows rows = block_rows(pc, pair.n + kWhich);
+  if (rows.partial()) clear_rows_outside(sm.kv[kWhich], half, rows.lo, rows.hi, thread_in_wg, wg_barrier);
+}
+
+// One warpgroup's share of a pair. Warpgroup kWg computes S = Q·Kᵀ of block n + kWg (WG1 has none
+// when the pair is a piece's single last block) and owns columns 256·kWg .. 256·kWg + 255 of O.
+// Both warpgroups compute their scores side by side, exchange the blocks' row maxima (kMaxReady),
+// so that both take the same new max m = max(m, rowmax S0, rowmax S1), and then run their
+// softmaxes side by side: P_k = exp(S_k - m), stored for the other warpgroup, and
+//   O_half = O_half·exp(m_old - m) + P_own·V_own,half   (P_own from registers)
+//                                  + P_other·V_other,half (P_other from shared memory, kPReady).
+template <typename T, int kWg>
+__device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm, MathState<T>& st, const Lane& lane,
+                                          int thread_in_wg, const decode::Piece& pc, const int (&key_end)[2],
+                                          const PairInfo& pair) {
+  constexpr int kOther = 1 - kWg;
+  constexpr uint32_t kOwnBarrier = kWg == 0 ? kWarpgroup0 : kWarpgroup1;
   const float scale_log2 = p.shape.softmax_scale_log2;
+  const bool has_own = kWg == 0 || pair.has_k1;
+  const bool has_other = kWg == 1 || pair.has_k1;
+
   float block_max[2] = {-INFINITY, -INFINITY};
-  if (pair.has_k1) block_scores<T, 1, ScoreOrder1>(st, sm, lane, pc, key_end, pair, block_max);
-
-  // O_R = O_R·scale0 + P0·V0_R, relative to m0.
-  ptx::named_barrier_sync_unaligned(kScale0Ready, kSeesawMathThreads);
-  float m0[2];
-  float scale0[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    m0[h] = sm.s->row_max[lane.row(h)];
-    scale0[h] = sm.s->scale0[lane.row(h)];
-  }
-  rescale(st.o, scale0);
-  // Waiting on the barriers WG0 already passed makes the TMA writes visible to this warpgroup.
-#pragma unroll
-  for (int sub = kVSubtilesPerHalf; sub < 2 * kVSubtilesPerHalf; ++sub) {
-    ptx::mbarrier_wait(sm.full[0] + 8 * sub, pair.parity[0]);
-  }
-  const BlockRows rows0 = block_rows(pc, pair.n);
-  if (rows0.partial()) clear_rows_outside(sm.kv[0], 1, rows0.lo, rows0.hi, thread_in_wg, kWarpgroup1);
-  issue_pv<T>(st.o, sm.p0, sm.kv[0], 1);
-
-  // Meanwhile the softmax of S1, relative to m1.
-  float scale1[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const float m1 = fmaxf(m0[h], block_max[h]);
-    scale1[h] = exp2f((m0[h] - safe_max(m1)) * scale_log2);
-    st.m[h] = m1;
-  }
-  __syncwarp();  // each row is read by its quad's four lanes before lane tig 0 overwrites it
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if (lane.tig == 0) {
-      sm.s->row_max[lane.row(h)] = st.m[h];
-      sm.s->scale1[lane.row(h)] = scale1[h];
+  if (has_own) {
+    if constexpr (kWg == 0) {
+      block_scores<T, 0, ScoreOrder0>(st, sm, lane, pc, key_end, pair, block_max);
+      release(sm, kFree0Rope, lane);
+    } else {
+      block_scores<T, 1, ScoreOrder1>(st, sm, lane, pc, key_end, pair, block_max);
     }
   }
+  if (lane.tig == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) sm.s->block_max[kWg][lane.row(h)] = block_max[h];
+  }
+  ptx::named_barrier_sync_unaligned(kMaxReady, kSeesawMathThreads);
+  float scale[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float m = fmaxf(st.m[h], fmaxf(block_max[h], sm.s->block_max[kOther][lane.row(h)]));
+    scale[h] = exp2f((st.m[h] - safe_max(m)) * scale_log2);
+    st.m[h] = m;
+  }
   float block_sum[2] = {0.f, 0.f};
-  if (pair.has_k1) {
+  if (has_own) {
     exponentiate(st.s, st.m, scale_log2, block_sum);
     const float one[2] = {1.f, 1.f};
-    store_p<T>(st.s, one, lane, sm.kv[1] + kRopeSubtile * kSubtileBytes);
-  }
-  ptx::named_barrier_sync_unaligned(kScale1Ready, kSeesawMathThreads);
-#pragma unroll
-  for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale0[h] * scale1[h] + block_sum[h];
-
-  wgmma::wait_group<0>();
-  wgmma::fence_registers(st.o);
-  release(sm, kFree0Right, lane);
-  rescale(st.o, scale1);
-  if (pair.has_k1) {
+    store_p<T>(st.s, one, lane, p_tile<kWg>(sm));
     pack_p<T>(st.s, st.a);
-    const BlockRows rows1 = block_rows(pc, pair.n + 1);
-    if (rows1.partial()) clear_rows_outside(sm.kv[1], 1, rows1.lo, rows1.hi, thread_in_wg, kWarpgroup1);
-    issue_pv<T>(st.o, st.a, sm.kv[1], 1);
-    wgmma::wait_group<0>();
-    wgmma::fence_registers(st.o);
-    release(sm, kFree1Right, lane);
   }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale[h] + block_sum[h];
+  rescale(st.o, scale);
+  // Both blocks' scores are done (kMaxReady), so their V rows may be zeroed.
+  if (has_own) prepare_v_half<kWg>(sm, pc, pair, kWg, thread_in_wg, kOwnBarrier);
+  if (has_other) prepare_v_half<kOther>(sm, pc, pair, kWg, thread_in_wg, kOwnBarrier);
+  if (has_own) issue_pv<T>(st.o, st.a, sm.kv[kWg], kWg);
+  ptx::named_barrier_sync_unaligned(kPReady, kSeesawMathThreads);
+  if (has_other) issue_pv<T>(st.o, p_tile<kOther>(sm), sm.kv[kOther], kWg);
+
+  // Each product's buffer half is released as soon as it is done (the first, while the second
+  // runs, by a predicated arrive: code between a wgmma and its wait must not branch).
+  constexpr FreeGroup kOwnGroup = kWg == 0 ? kFree0Left : kFree1Right;
+  constexpr FreeGroup kOtherGroup = kWg == 0 ? kFree1LeftRope : kFree0Right;
+  if (has_own && has_other) {
+    wgmma::wait_group<1>();
+    release(sm, kOwnGroup, lane);
+    wgmma::wait_group<0>();
+    release(sm, kOtherGroup, lane);
+  } else {
+    wgmma::wait_group<0>();
+    release(sm, has_own ? kOwnGroup : kOtherGroup, lane);
+  }
+  wgmma::fence_registers(st.o);
 }
 
 // Writes the piece's result for this thread's two rows and this warpgroup's 256 columns.
@@ -453,9 +420,9 @@ __device__ void math(const DecodeParams& p, const Smem& sm, const decode::PartRa
       pair.parity[0] = uses[0] & 1;
       pair.parity[1] = uses[1] & 1;
       if (wg == 0) {
-        pair_wg0<T>(p, sm, st, lane, thread_in_wg, pc, key_end, pair);
+        pair_math<T, 0>(p, sm, st, lane, thread_in_wg, pc, key_end, pair);
       } else {
-        pair_wg1<T>(p, sm, st, lane, thread_in_wg, pc, key_end, pair);
+        pair_math<T, 1>(p, sm, st, lane, thread_in_wg, pc, key_end, pair);
       }
       ++uses[0];
       if (pair.has_k1) ++uses[1];

@@ -133,6 +133,20 @@ __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 
+// One arrival from the threads with `arrive` set, as a predicated instruction rather than a
+// branch: code between a wgmma and its wait_group must not branch, or ptxas serialises the
+// kernel's wgmmas (warning C7518).
+__device__ __forceinline__ void mbarrier_arrive_if(uint32_t bar, bool arrive) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.u32 p, %1, 0;\n"
+      "@p mbarrier.arrive.shared::cta.b64 _, [%0];\n"
+      "}\n" ::"r"(bar),
+      "r"(static_cast<uint32_t>(arrive))
+      : "memory");
+}
+
 // PTX ISA "createpolicy": an L2 cache policy that evicts these lines first (data read once).
 __device__ __forceinline__ uint64_t l2_evict_first_policy() {
   uint64_t policy;

@@ -36,9 +36,7 @@ struct SeesawSharedStorage {
   uint8_t q[kSubtilesK][kSubtileBytes];      // the query tile, 64 rows x 576
   uint8_t kv[2][kSubtilesK][kSubtileBytes];  // two KV blocks; sub-tile 8 (RoPE) of kv[1] carries P1
   uint8_t p0[kSubtileBytes];                 // warpgroup 0's probabilities, for warpgroup 1
-  float row_max[kRowTile];                   // the running max (raw q.k units), shared
-  float scale0[kRowTile];                    // exp(m_old - m_new0): warpgroup 0's rescale
-  float scale1[kRowTile];                    // exp(m_new0 - m_new1): warpgroup 1's rescale
+  float block_max[2][kRowTile];              // each warpgroup's row maxima of its block (raw q.k)
   float row_sum[2][kRowTile];                // each warpgroup's share of the row sums
   uint64_t kv_full[2][kSubtilesK];           // one mbarrier per sub-tile: its TMA has landed
   uint64_t kv_free[5];                       // per group of sub-tiles: its last reader is done
