@@ -134,8 +134,8 @@ __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
 }
 
 // One arrival from the threads with `arrive` set, as a predicated instruction rather than a
-// branch: code between a wgmma and its wait_group must not branch, or ptxas serialises the
-// kernel's wgmmas (warning C7518).
+// branch, for arrivals made while a wgmma is in flight: on a divergent path between a wgmma and
+// its wait_group ptxas may insert a warpgroup wait and serialise the kernel's wgmmas (C7518).
 __device__ __forceinline__ void mbarrier_arrive_if(uint32_t bar, bool arrive) {
   asm volatile(
       "{\n"
