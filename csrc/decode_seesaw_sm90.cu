@@ -326,7 +326,7 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
   if (has_other) issue_pv<T>(st.o, p_tile<kOther>(sm), sm.kv[kOther], kWg);
 
   // Each product's buffer half is released as soon as it is done (the first, while the second
-  // runs, by a predicated arrive: code between a wgmma and its wait must not branch).
+  // runs, by a predicated arrive rather than a branch; see ptx::mbarrier_arrive_if).
   constexpr FreeGroup kOwnGroup = kWg == 0 ? kFree0Left : kFree1Right;
   constexpr FreeGroup kOtherGroup = kWg == 0 ? kFree1LeftRope : kFree0Right;
   if (has_own && has_other) {
