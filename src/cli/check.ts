@@ -10,7 +10,7 @@ import { FlashMlaError } from '../errors.js';
 import { Random } from '../tensor/random.js';
 import { formatRatio } from '../verify/precision.js';
 import {
-  type DataKind,
+  DATA_KIND_NAMES,
   generateProblem,
   type PaddingEntry,
   type ProblemConfig,
@@ -28,7 +28,6 @@ const HEADS_KV = [1, 2, 3, 8] as const;
 const VARLENS: readonly Varlen[] = ['off', 'normal', 'half-empty'];
 const DTYPES = ['bf16', 'fp16'] as const;
 const SCALES = [undefined, 0.5, 192 ** -0.5] as const;
-const DATA: readonly DataKind[] = ['gentle', 'steep', 'q10', 'q100'];
 const PADDING: readonly PaddingEntry[] = ['huge', 'negative', 'zero'];
 
 export const DEFAULT_MAX_COST = 1_000_000;
@@ -70,7 +69,7 @@ export function drawCheckConfig(random: Random, maxCost: number): CheckConfig {
       causal: random.uniform() < 0.5,
       dtype: random.pick(DTYPES),
       softmaxScale: random.pick(SCALES),
-      data: random.pick(DATA),
+      data: random.pick(DATA_KIND_NAMES),
       paddedStrides: random.uniform() < 0.5,
       paddingEntry: random.pick(PADDING),
       spareBlocks: random.int(0, 3),

@@ -32,6 +32,9 @@ export const DATA_KINDS: Readonly<Record<DataKind, { q: Distribution; cache: Dis
   q100: { q: { scale: 100, clamp: 0 }, cache: { scale: 1, clamp: 0 } },
 };
 
+/** Every data kind's name, in DATA_KINDS' order. */
+export const DATA_KIND_NAMES = Object.keys(DATA_KINDS) as readonly DataKind[];
+
 /** A value drawn from `distribution`. */
 export function drawValue(random: Random, distribution: Distribution): number {
   const value = random.normal() * distribution.scale;

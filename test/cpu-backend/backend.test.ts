@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../../src/tensor/random.js';
-import { generateProblem, type ProblemConfig } from '../../src/verify/problems.js';
+import { DATA_KIND_NAMES, generateProblem, type ProblemConfig } from '../../src/verify/problems.js';
 import { assertHostDecodeMatches } from '../support/decode.js';
 import { pairwiseDesign } from '../support/pairwise.js';
 
@@ -44,7 +44,7 @@ test('pairwise sample of the grid (fixed seed)', () => {
       paddedStrides: [false, true],
       paddingEntry: ['huge', 'negative', 'zero'] as const,
       softmaxScale: [undefined, 0.5, 192 ** -0.5],
-      data: ['gentle', 'steep', 'q10', 'q100'] as const,
+      data: DATA_KIND_NAMES,
     },
     random,
     (row) =>
@@ -72,7 +72,7 @@ test('random sweep: 200 small configurations (fixed seed)', () => {
       causal: random.uniform() < 0.5,
       dtype: random.pick(['bf16', 'fp16'] as const),
       softmaxScale: random.pick([undefined, 0.5, 192 ** -0.5]),
-      data: random.pick(['gentle', 'steep', 'q10', 'q100'] as const),
+      data: random.pick(DATA_KIND_NAMES),
       paddedStrides: random.uniform() < 0.3,
     };
     if (cost(config) > 12000) continue;

@@ -6,7 +6,12 @@ import { HEAD_DIM_K, HEAD_DIM_V } from '../../src/config.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { generateProblem, type Problem, type ProblemConfig } from '../../src/verify/problems.js';
-import { assertHostDecodeMatches, assertJudgedOk, decodeOnHost } from '../support/decode.js';
+import {
+  assertHostDecodeMatches,
+  assertJudgedOk,
+  DATA_KIND_CASES,
+  decodeOnHost,
+} from '../support/decode.js';
 
 const base: ProblemConfig = { batch: 3, seqlenQ: 2, numHeadsQ: 16, numHeadsKv: 1, meanLength: 70 };
 const problem = (config: Partial<ProblemConfig>, seed = 1) =>
@@ -198,14 +203,7 @@ test('14. permuting the batch permutes the outputs', () => {
 
 test('every data kind, in both dtypes: gentle, steep (three scales), q x 10, q x 100', () => {
   for (const dtype of ['bf16', 'fp16'] as const) {
-    for (const [data, softmaxScale] of [
-      ['gentle', undefined],
-      ['steep', undefined],
-      ['steep', 192 ** -0.5],
-      ['steep', 0.5],
-      ['q10', undefined],
-      ['q100', undefined],
-    ] as const) {
+    for (const { data, softmaxScale } of DATA_KIND_CASES) {
       const p = problem({ data, dtype, softmaxScale, varlen: 'normal', batch: 2 }, 11);
       assertHostDecodeMatches(p, `${data} ${dtype} scale ${softmaxScale ?? 'default'}`);
     }

@@ -11,8 +11,13 @@ import type { CudaBackend } from '../../src/cuda-backend/backend.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
-import { generateProblem, type Problem, type ProblemConfig } from '../../src/verify/problems.js';
-import { describeProblem } from '../support/decode.js';
+import {
+  DATA_KIND_NAMES,
+  generateProblem,
+  type Problem,
+  type ProblemConfig,
+} from '../../src/verify/problems.js';
+import { DATA_KIND_CASES, describeProblem } from '../support/decode.js';
 import { pairwiseDesign } from '../support/pairwise.js';
 import { decodeOnGpu, gpuTest, SUITE_SEED, uploadProblem } from './support.js';
 
@@ -68,7 +73,7 @@ gpuTest(
         paddedStrides: [false, true],
         paddingEntry: ['huge', 'negative', 'zero'] as const,
         softmaxScale: [undefined, 0.5, 192 ** -0.5],
-        data: ['gentle', 'steep', 'q10', 'q100'] as const,
+        data: DATA_KIND_NAMES,
       },
       random,
       // The CPU reference must keep up: bound query rows x keys.
@@ -223,14 +228,7 @@ gpuTest(
   'every data kind, in both dtypes: gentle, steep (three scales), q x 10, q x 100',
   (backend) => {
     for (const dtype of ['bf16', 'fp16'] as const) {
-      for (const [data, softmaxScale] of [
-        ['gentle', undefined],
-        ['steep', undefined],
-        ['steep', 192 ** -0.5],
-        ['steep', 0.5],
-        ['q10', undefined],
-        ['q100', undefined],
-      ] as const) {
+      for (const { data, softmaxScale } of DATA_KIND_CASES) {
         const config = {
           data,
           dtype,

@@ -17,7 +17,7 @@ import { computeTileSchedule, numSmPartsFor } from '../../src/scheduler.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
-import { drawLengths, generateProblem } from '../../src/verify/problems.js';
+import { DATA_KIND_NAMES, drawLengths, generateProblem } from '../../src/verify/problems.js';
 import { gpuTest, referenceOnGpu, SUITE_SEED, uploadProblem } from './support.js';
 import { launchTmaProbe } from './test-kernels.js';
 
@@ -109,7 +109,7 @@ gpuTest(
           dtype: random.pick(['bf16', 'fp16'] as const),
           paddedStrides: random.uniform() < 0.3,
           softmaxScale: random.pick([undefined, 0.5, 192 ** -0.5]),
-          data: random.pick(['gentle', 'steep', 'q10', 'q100'] as const),
+          data: random.pick(DATA_KIND_NAMES),
         },
         random,
       );

@@ -2,8 +2,18 @@ import assert from 'node:assert/strict';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { judgeDecode } from '../../src/verify/precision.js';
-import type { Problem } from '../../src/verify/problems.js';
+import type { DataKind, Problem } from '../../src/verify/problems.js';
 import { prepareDecode } from '../../src/verify/run.js';
+
+/** Every data kind once, and steep data at all three softmax scales of the test matrix. */
+export const DATA_KIND_CASES: readonly { data: DataKind; softmaxScale: number | undefined }[] = [
+  { data: 'gentle', softmaxScale: undefined },
+  { data: 'steep', softmaxScale: undefined },
+  { data: 'steep', softmaxScale: 192 ** -0.5 },
+  { data: 'steep', softmaxScale: 0.5 },
+  { data: 'q10', softmaxScale: undefined },
+  { data: 'q100', softmaxScale: undefined },
+];
 
 /** Runs a host problem through the public API (CPU backend), outputs NaN-prefilled. */
 export function decodeOnHost(problem: Problem) {

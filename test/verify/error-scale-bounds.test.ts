@@ -5,7 +5,7 @@ import { attendedKeyCount, HostProblem } from '../../src/reference/problem.js';
 import { referenceDecode } from '../../src/reference/reference.js';
 import { Random } from '../../src/tensor/random.js';
 import { boundedErrorScales, keyMaxima } from '../../src/verify/error-scale-bounds.js';
-import { generateProblem } from '../../src/verify/problems.js';
+import { DATA_KIND_NAMES, generateProblem } from '../../src/verify/problems.js';
 
 test('the bounded error scales (for the GPU oracle) lie above the exact ones, 0 where nothing is attended', () => {
   const random = new Random(31);
@@ -25,7 +25,7 @@ test('the bounded error scales (for the GPU oracle) lie above the exact ones, 0 
         varlen: random.pick(['off', 'normal', 'half-empty'] as const),
         causal: random.uniform() < 0.5,
         dtype: random.pick(['bf16', 'fp16'] as const),
-        data: random.pick(['gentle', 'steep', 'q10', 'q100'] as const),
+        data: random.pick(DATA_KIND_NAMES),
         softmaxScale: random.pick([undefined, 0.5]),
         paddedStrides: random.uniform() < 0.3,
       },
