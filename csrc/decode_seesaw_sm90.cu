@@ -20,7 +20,8 @@
 // 2i + 1 in buffer 1. The 64 x 512 output is split by columns: WG0 holds O_L (columns 0..255),
 // WG1 O_R (256..511). Per pair, side by side:
 //   WG0: S0 = Q·K0ᵀ, its row max        WG1: S1 = Q·K1ᵀ, its row max
-//   both: exchange the row maxima; m' = max(m, rowmax S0, rowmax S1), scale = exp(m - m')
+//   both: exchange the row maxima; m' = max(m, rowmax S0, rowmax S1), scale = exp(m - m'), but
+//         m' = m (scale 1, no rescale) while m' exceeds m by at most kMaxGrowthLog2
 //   WG0: P0 = exp(S0 - m'), stored       WG1: P1 = exp(S1 - m'), stored for WG0
 //        for WG1; O_L = O_L·scale + P0·V0_L   O_R = O_R·scale + P1·V1_R    (own P from registers)
 //   both: exchange P
@@ -57,6 +58,10 @@ enum Barrier : uint32_t {
 };
 
 constexpr int kRopeSubtile = kSubtilesK - 1;
+// A row keeps its running max while a new block's scores exceed it by at most this (in log2 units
+// of the softmax): P is then at most 2^8 = 256, exact enough in bf16 and fp16 and far from their
+// overflow, and O needs no rescale for that row (a lazy max; the result is the same softmax).
+constexpr float kMaxGrowthLog2 = 8.f;
 
 // The groups of sub-tiles that become free together, in the order a pair frees them, each with
 // one mbarrier that the four warps of its last reader arrive on: the RoPE of block 2i after S0
@@ -255,19 +260,22 @@ __device__ __forceinline__ uint32_t p_tile(const Smem& sm) {
   return kWhich == 0 ? sm.p0 : sm.kv[1] + kRopeSubtile * kSubtileBytes;
 }
 
-// The V rows of block n + kWhich in this warpgroup's half that lie outside the piece are zeroed
+// The V rows of block n + kWhich in warpgroup kWg's half that lie outside the piece are zeroed
 // (a sequence's last block holds other tokens past its end, whose values, NaN say, would survive
-// P = 0 in P·V). Waiting on the block's full barriers first also makes its TMA writes visible to
-// this warpgroup, which may not have read the block before (the other warpgroup's block).
-template <int kWhich>
+// P = 0 in P·V). For the other warpgroup's block, waiting on its full barriers first makes its
+// TMA writes visible to this warpgroup, which has not read it; its own block's scores waited on
+// them already.
+template <int kWhich, int kWg>
 __device__ __forceinline__ void prepare_v_half(const Smem& sm, const decode::Piece& pc, const PairInfo& pair,
-                                               int half, int thread_in_wg, uint32_t wg_barrier) {
+                                               int thread_in_wg, uint32_t wg_barrier) {
+  if constexpr (kWhich != kWg) {
 #pragma unroll
-  for (int sub = 0; sub < kVSubtilesPerHalf; ++sub) {
-    ptx::mbarrier_wait(sm.full[kWhich] + 8 * (half * kVSubtilesPerHalf + sub), pair.parity[kWhich]);
+    for (int sub = 0; sub < kVSubtilesPerHalf; ++sub) {
+      ptx::mbarrier_wait(sm.full[kWhich] + 8 * (kWg * kVSubtilesPerHalf + sub), pair.parity[kWhich]);
+    }
   }
   const BlockRows rows = block_rows(pc, pair.n + kWhich);
-  if (rows.partial()) clear_rows_outside(sm.kv[kWhich], half, rows.lo, rows.hi, thread_in_wg, wg_barrier);
+  if (rows.partial()) clear_rows_outside(sm.kv[kWhich], kWg, rows.lo, rows.hi, thread_in_wg, wg_barrier);
 }
 
 // One warpgroup's share of a pair. Warpgroup kWg computes S = Q·Kᵀ of block n + kWg (WG1 has none
@@ -305,7 +313,13 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const float m = fmaxf(st.m[h], fmaxf(block_max[h], sm.s->block_max[kOther][lane.row(h)]));
-    scale[h] = exp2f((st.m[h] - safe_max(m)) * scale_log2);
+    // Keep the old max while the new one exceeds it by at most kMaxGrowthLog2 (P then stays
+    // at most 2^kMaxGrowthLog2, and O needs no rescale); -inf or NaN growth takes the new max.
+    if ((m - st.m[h]) * scale_log2 <= kMaxGrowthLog2) {
+      scale[h] = 1.f;
+      continue;
+    }
+    scale[h] = exp2_fast((st.m[h] - safe_max(m)) * scale_log2);
     st.m[h] = m;
   }
   float block_sum[2] = {0.f, 0.f};
@@ -319,8 +333,8 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
   for (int h = 0; h < 2; ++h) st.sum[h] = st.sum[h] * scale[h] + block_sum[h];
   rescale(st.o, scale);
   // Both blocks' scores are done (kMaxReady), so their V rows may be zeroed.
-  if (has_own) prepare_v_half<kWg>(sm, pc, pair, kWg, thread_in_wg, kOwnBarrier);
-  if (has_other) prepare_v_half<kOther>(sm, pc, pair, kWg, thread_in_wg, kOwnBarrier);
+  if (has_own) prepare_v_half<kWg, kWg>(sm, pc, pair, thread_in_wg, kOwnBarrier);
+  if (has_other) prepare_v_half<kOther, kWg>(sm, pc, pair, thread_in_wg, kOwnBarrier);
   if (has_own) issue_pv<T>(st.o, st.a, sm.kv[kWg], kWg);
   ptx::named_barrier_sync_unaligned(kPReady, kSeesawMathThreads);
   if (has_other) issue_pv<T>(st.o, p_tile<kOther>(sm), sm.kv[kOther], kWg);

@@ -111,18 +111,25 @@ __device__ __forceinline__ void issue_scores(float (&s)[kScoreRegs], uint32_t q_
 // Scores of keys a row does not attend become -inf by select (never arithmetic, so NaN in an
 // unattended cache row cannot leak); returns each of the thread's two rows' max over the block.
 // Key k of the block is attended by row `half` iff key_lo <= k < key_hi[half].
+// Most blocks are attended whole by every row of the warp; they skip the selects.
 __device__ __forceinline__ void mask_and_max(float (&s)[kScoreRegs], const Lane& lane, int key_lo,
                                              const int (&key_hi)[2], float (&block_max)[2]) {
   block_max[0] = -INFINITY;
   block_max[1] = -INFINITY;
+  const bool whole = key_lo <= 0 && key_hi[0] >= kPageBlockSize && key_hi[1] >= kPageBlockSize;
+  if (__all_sync(0xffffffffu, whole)) {
 #pragma unroll
-  for (int j = 0; j < kScoreChunks; ++j) {
+    for (int i = 0; i < kScoreRegs; ++i) block_max[(i >> 1) & 1] = fmaxf(block_max[(i >> 1) & 1], s[i]);
+  } else {
 #pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int key = 8 * j + 2 * lane.tig + (c & 1);
-      const bool attended = key >= key_lo && key < key_hi[c >> 1];
-      s[4 * j + c] = attended ? s[4 * j + c] : -INFINITY;
-      block_max[c >> 1] = fmaxf(block_max[c >> 1], s[4 * j + c]);
+    for (int j = 0; j < kScoreChunks; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int key = 8 * j + 2 * lane.tig + (c & 1);
+        const bool attended = key >= key_lo && key < key_hi[c >> 1];
+        s[4 * j + c] = attended ? s[4 * j + c] : -INFINITY;
+        block_max[c >> 1] = fmaxf(block_max[c >> 1], s[4 * j + c]);
+      }
     }
   }
 #pragma unroll
@@ -136,6 +143,15 @@ __device__ __forceinline__ void mask_and_max(float (&s)[kScoreRegs], const Lane&
 // -inf instead of NaN.
 __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.f : m; }
 
+// 2^x by the special-function unit alone (ex2.approx.ftz: relative error about 2^-22, results
+// below 2^-126 flushed to zero). exp2f adds three instructions per call to scale such inputs, and
+// P that small vanishes in sums where the row's max has P of at least 1.
+__device__ __forceinline__ float exp2_fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // exp(s - m) in place (scale folded into log2 units), and the thread's share of each row's sum.
 __device__ __forceinline__ void exponentiate(float (&s)[kScoreRegs], const float (&m)[2], float scale_log2,
                                              float (&sum)[2]) {
@@ -145,7 +161,7 @@ __device__ __forceinline__ void exponentiate(float (&s)[kScoreRegs], const float
 #pragma unroll
   for (int i = 0; i < kScoreRegs; ++i) {
     const int h = (i >> 1) & 1;
-    s[i] = exp2f(fmaf(s[i], scale_log2, -bias[h]));
+    s[i] = exp2_fast(fmaf(s[i], scale_log2, -bias[h]));
     sum[h] += s[i];
   }
 }
@@ -181,8 +197,10 @@ __device__ __forceinline__ void store_p(const float (&s)[kScoreRegs], const floa
   ptx::fence_proxy_async_shared();
 }
 
-// O *= scale, per row.
+// O *= scale, per row; skipped when no row of the warp moved its max (scale 1, and x·1 = x, so
+// the result is the same to the bit), which with the lazy max is nearly every block.
 __device__ __forceinline__ void rescale(float (&o)[kOutRegs], const float (&scale)[2]) {
+  if (__all_sync(0xffffffffu, scale[0] == 1.f && scale[1] == 1.f)) return;
 #pragma unroll
   for (int i = 0; i < kOutRegs; ++i) o[i] *= scale[(i >> 1) & 1];
 }
