@@ -325,8 +325,6 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
   float block_sum[2] = {0.f, 0.f};
   if (has_own) {
     exponentiate(st.s, st.m, scale_log2, block_sum);
-    const float one[2] = {1.f, 1.f};
-    store_p<T>(st.s, one, lane, p_tile<kWg>(sm));
     pack_p<T>(st.s, st.a);
   }
 #pragma unroll
@@ -335,7 +333,11 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
   // Both blocks' scores are done (kMaxReady), so their V rows may be zeroed.
   if (has_own) prepare_v_half<kWg, kWg>(sm, pc, pair, thread_in_wg, kOwnBarrier);
   if (has_other) prepare_v_half<kOther, kWg>(sm, pc, pair, thread_in_wg, kOwnBarrier);
-  if (has_own) issue_pv<T>(st.o, st.a, sm.kv[kWg], kWg);
+  if (has_own) {
+    issue_pv<T>(st.o, st.a, sm.kv[kWg], kWg);
+    const float one[2] = {1.f, 1.f};
+    store_p<T>(st.s, one, lane, p_tile<kWg>(sm));
+  }
   ptx::named_barrier_sync_unaligned(kPReady, kSeesawMathThreads);
   if (has_other) issue_pv<T>(st.o, p_tile<kOther>(sm), sm.kv[kOther], kWg);
 

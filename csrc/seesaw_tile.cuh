@@ -87,6 +87,8 @@ __device__ __forceinline__ Lane lane_of(int thread_in_warpgroup) {
 template <typename T, typename Order, int kBegin, int kEnd>
 __device__ __forceinline__ void issue_scores(float (&s)[kScoreRegs], uint32_t q_tile, uint32_t kv_tile,
                                              uint32_t full_bars, uint32_t parity) {
+  const uint64_t q_desc = wgmma::smem_desc_sw128(q_tile, 16, kGroupBytes);
+  const uint64_t kv_desc = wgmma::smem_desc_sw128(kv_tile, 16, kGroupBytes);
   wgmma::fence();
 #pragma unroll
   for (int i = kBegin; i < kEnd; ++i) {
@@ -96,8 +98,8 @@ __device__ __forceinline__ void issue_scores(float (&s)[kScoreRegs], uint32_t q_
 #pragma unroll
     for (int kk = 0; kk < kSubtileCols / 16; ++kk) {
       const uint32_t offset = sub * kSubtileBytes + kk * 32;
-      const uint64_t a = wgmma::smem_desc_sw128(q_tile + offset, 16, kGroupBytes);
-      const uint64_t b = wgmma::smem_desc_sw128(kv_tile + offset, 16, kGroupBytes);
+      const uint64_t a = wgmma::desc_plus(q_desc, offset);
+      const uint64_t b = wgmma::desc_plus(kv_desc, offset);
       if (i == 0 && kk == 0) {
         Elem<T>::qk_overwrite(s, a, b);
       } else {
@@ -206,29 +208,33 @@ __device__ __forceinline__ void rescale(float (&o)[kOutRegs], const float (&scal
 }
 
 // The V operand of this warpgroup's 256 columns (sub-tiles 4·half .. 4·half + 3 of a block) at
-// k-step kk: MN-major, 64-channel atoms 8 KiB apart, 8-token groups 1 KiB apart.
-__device__ __forceinline__ uint64_t v_desc(uint32_t kv_tile, int half, int kk) {
-  return wgmma::smem_desc_sw128(kv_tile + half * kVSubtilesPerHalf * kSubtileBytes + kk * 16 * kRowBytes,
-                                kSubtileBytes, kGroupBytes);
+// k-step 0: MN-major, 64-channel atoms 8 KiB apart, 8-token groups 1 KiB apart; k-step kk starts
+// kVStepBytes further on.
+constexpr uint32_t kVStepBytes = 16 * kRowBytes;
+__device__ __forceinline__ uint64_t v_desc(uint32_t kv_tile, int half) {
+  return wgmma::smem_desc_sw128(kv_tile + half * kVSubtilesPerHalf * kSubtileBytes, kSubtileBytes, kGroupBytes);
 }
 
 // O += P·V with P from registers; committed as one group.
 template <typename T>
 __device__ __forceinline__ void issue_pv(float (&o)[kOutRegs], const uint32_t (&a)[kKeySteps][4], uint32_t kv_tile,
                                          int half) {
+  const uint64_t v = v_desc(kv_tile, half);
   wgmma::fence();
 #pragma unroll
-  for (int kk = 0; kk < kKeySteps; ++kk) Elem<T>::pv(o, a[kk], v_desc(kv_tile, half, kk));
+  for (int kk = 0; kk < kKeySteps; ++kk) Elem<T>::pv(o, a[kk], wgmma::desc_plus(v, kk * kVStepBytes));
   wgmma::commit_group();
 }
 
 // O += P·V with P from a swizzled shared-memory sub-tile; committed as one group.
 template <typename T>
 __device__ __forceinline__ void issue_pv(float (&o)[kOutRegs], uint32_t p_tile, uint32_t kv_tile, int half) {
+  const uint64_t pd = wgmma::smem_desc_sw128(p_tile, 16, kGroupBytes);
+  const uint64_t v = v_desc(kv_tile, half);
   wgmma::fence();
 #pragma unroll
   for (int kk = 0; kk < kKeySteps; ++kk) {
-    Elem<T>::pv(o, wgmma::smem_desc_sw128(p_tile + kk * 32, 16, kGroupBytes), v_desc(kv_tile, half, kk));
+    Elem<T>::pv(o, wgmma::desc_plus(pd, kk * 32), wgmma::desc_plus(v, kk * kVStepBytes));
   }
   wgmma::commit_group();
 }
