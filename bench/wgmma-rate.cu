@@ -6,8 +6,9 @@
 //     bench/wgmma-rate.cu && /tmp/wgmma-rate
 #include <cstdio>
 #include <cuda_bf16.h>
-#include "wgmma.cuh"
+#include "seesaw_tile.cuh"  // the kernel's tile layout: sub-tile and swizzle-group sizes
 using namespace flashmla;
+using namespace flashmla::seesaw;
 
 __device__ __forceinline__ void m64n128_ss(float (&d)[64], uint64_t a, uint64_t b) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.u32 p, 1, 0;\n"
@@ -33,7 +34,7 @@ __global__ void __launch_bounds__(256, 1) bench(int iters, float* sink, long lon
   extern __shared__ __align__(1024) uint8_t smem[];
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const uint32_t q = (base + 1023) & ~1023u;
-  const uint32_t k = q + 9 * 8192;
+  const uint32_t k = q + kSubtilesK * kSubtileBytes;
   for (int i = threadIdx.x; i < 200 * 1024 / 16; i += blockDim.x)
     asm volatile("st.shared.v4.u32 [%0], {%1,%1,%1,%1};" ::"r"(base + 16 * i), "r"(0u));
   asm volatile("fence.proxy.async.shared::cta;");
@@ -51,33 +52,33 @@ __global__ void __launch_bounds__(256, 1) bench(int iters, float* sink, long lon
 #pragma unroll
       for (int r = 0; r < (kMode == 5 ? 2 : 1); ++r)
 #pragma unroll
-      for (int sub = 0; sub < 9; ++sub)
+      for (int sub = 0; sub < kSubtilesK; ++sub)
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
-          const uint32_t off = sub * 8192 + kk * 32;
-          wgmma::wgmma_m64n64k16_ss_bf16(s, wgmma::smem_desc_sw128(q + off, 16, 1024),
-                                         wgmma::smem_desc_sw128(k + off, 16, 1024), 1);
+          const uint32_t off = sub * kSubtileBytes + kk * 32;
+          wgmma::wgmma_m64n64k16_ss_bf16(s, wgmma::smem_desc_sw128(q + off, 16, kGroupBytes),
+                                         wgmma::smem_desc_sw128(k + off, 16, kGroupBytes), 1);
         }
     } else if constexpr (kMode == 2) {
 #pragma unroll
-      for (int sub = 0; sub < 9; ++sub)
+      for (int sub = 0; sub < kSubtilesK; ++sub)
 #pragma unroll
         for (int kk = 0; kk < 2; ++kk) {
-          const uint32_t off = sub * 8192 + kk * 32;
-          m64n128_ss(s2, wgmma::smem_desc_sw128(q + off, 16, 1024), wgmma::smem_desc_sw128(k + off, 16, 1024));
+          const uint32_t off = sub * kSubtileBytes + kk * 32;
+          m64n128_ss(s2, wgmma::smem_desc_sw128(q + off, 16, kGroupBytes), wgmma::smem_desc_sw128(k + off, 16, kGroupBytes));
         }
     } else {
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
-        const uint64_t vd = wgmma::smem_desc_sw128(k + kk * 2048, 8192, 1024);
+        const uint64_t vd = wgmma::smem_desc_sw128(k + kk * kVStepBytes, kSubtileBytes, kGroupBytes);
         if (kMode == 1 || kMode == 3) wgmma::wgmma_m64n256k16_rs_bf16(o, a, vd, 1);
-        else wgmma::wgmma_m64n256k16_ss_bf16(o, wgmma::smem_desc_sw128(q + kk * 32, 16, 1024), vd, 1);
+        else wgmma::wgmma_m64n256k16_ss_bf16(o, wgmma::smem_desc_sw128(q + kk * 32, 16, kGroupBytes), vd, 1);
       }
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
-        const uint64_t vd = wgmma::smem_desc_sw128(k + kk * 2048, 8192, 1024);
+        const uint64_t vd = wgmma::smem_desc_sw128(k + kk * kVStepBytes, kSubtileBytes, kGroupBytes);
         if (kMode == 3) wgmma::wgmma_m64n256k16_rs_bf16(o, a, vd, 1);
-        else wgmma::wgmma_m64n256k16_ss_bf16(o, wgmma::smem_desc_sw128(q + kk * 32, 16, 1024), vd, 1);
+        else wgmma::wgmma_m64n256k16_ss_bf16(o, wgmma::smem_desc_sw128(q + kk * 32, 16, kGroupBytes), vd, 1);
       }
     }
     wgmma::commit_group();

@@ -33,13 +33,13 @@ __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t smem_addr, uint32_t
   return desc;
 }
 
-// PTX ISA "wgmma.fence": order earlier register writes (accumulators, A fragments) before the
-// warpgroup's next wgmma.mma_async reads them.
 // The descriptor of the operand `bytes` further on in shared memory (a multiple of 16): the start
 // address field holds address bits 4..17, so adding to it is exact while the address stays below
 // 256 KiB, which every shared-memory address does. One add per wgmma instead of rebuilding it.
 __device__ __forceinline__ uint64_t desc_plus(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
 
+// PTX ISA "wgmma.fence": order earlier register writes (accumulators, A fragments) before the
+// warpgroup's next wgmma.mma_async reads them.
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 
 // PTX ISA "wgmma.commit_group": close the group of wgmma.mma_async issued since the last commit.
