@@ -185,7 +185,10 @@ function kTensorMap(device: CudaDevice, kCache: KernelTensor, shape: DecodeShape
     globalStridesBytes: [kCache.strides[2] * 2, kCache.strides[1] * 2, kCache.strides[0] * 2],
     boxDims: [64, 1, PAGE_BLOCK_SIZE, 1],
     swizzle: '128B',
-    l2Promotion: '256B',
+    // 128-byte L2 promotion, the size of one box row: 256 bytes also fetched the neighbouring
+    // sub-tile's bytes early and made the memory-bound rows 3-4% slower (H200,
+    // bench/results/dev-h200-2026-11-28-fifth-session.txt, run 2).
+    l2Promotion: '128B',
   });
   kTensorMaps.set(kCache, map);
   return map;
