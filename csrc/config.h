@@ -8,7 +8,6 @@ constexpr int kHeadDimK = 576;          // q/k head dim: 512 latent + 64 RoPE ch
 constexpr int kHeadDimV = 512;          // v = the first 512 channels of each cache row
 constexpr int kPageBlockSize = 64;      // tokens per KV-cache block
 constexpr int kRowTile = 64;            // query rows per decode CTA (the MMA M of the kernel)
-constexpr int kFixedOverheadBlocks = 5; // scheduler cost of starting a piece, in KV blocks
 constexpr int kMetadataIntsPerPart = 8; // ints per part in tile_scheduler_metadata
 constexpr int kMaxSchedulerBatch = 32768; // batches the scheduler kernel holds in shared memory
 

@@ -2,7 +2,7 @@
 // dynamic shared memory: batch * 4 bytes (at most 128 KiB; the launcher raises the limit).
 //
 // The threads load the lengths into shared memory and add up the total cost
-// sum(ceil(len/64) + 5) of the clamped lengths; then thread 0 walks the parts exactly as
+// sum(ceil(len/64) + overhead) of the clamped lengths; then thread 0 walks the parts exactly as
 // src/scheduler.ts does and writes tile_scheduler_metadata and num_splits; then thread z seals
 // part z (csrc/schedule_seal.h). Costs are summed in 64-bit: the TypeScript walk uses exact
 // (double) integers, so the two agree bit for bit for every int32 input.
@@ -31,9 +31,9 @@ __device__ __forceinline__ int32_t clamped(int32_t length, int32_t max_seqlen) {
 }
 
 __device__ void schedule(const MetadataParams& p, const int32_t* raw_lengths, int32_t max_seqlen,
-                         int64_t total_cost) {
+                         int32_t overhead, int64_t total_cost) {
   const int64_t parts = p.num_sm_parts;
-  const int64_t payload = (total_cost + parts - 1) / parts + kFixedOverheadBlocks;
+  const int64_t payload = (total_cost + parts - 1) / parts + overhead;
   int32_t batch_index = 0;
   int32_t block = 0;
   int32_t split = 0;
@@ -47,18 +47,18 @@ __device__ void schedule(const MetadataParams& p, const int32_t* raw_lengths, in
     int64_t remaining = payload;
     while (batch_index < p.batch) {
       const int32_t remaining_blocks = blocks_of(clamped(raw_lengths[batch_index], max_seqlen)) - block;
-      if (remaining >= remaining_blocks + kFixedOverheadBlocks) {
+      if (remaining >= remaining_blocks + overhead) {
         // The rest of this sequence fits: finish it in this part.
         cumulative_splits += split + 1;
         p.num_splits[batch_index + 1] = cumulative_splits;
-        remaining -= remaining_blocks + kFixedOverheadBlocks;
+        remaining -= remaining_blocks + overhead;
         ++batch_index;
         block = 0;
         split = 0;
       } else {
         // Take what the payload allows of it beyond the overhead (less than remaining_blocks).
-        if (remaining - kFixedOverheadBlocks > 0) {
-          block += static_cast<int32_t>(remaining - kFixedOverheadBlocks);
+        if (remaining - overhead > 0) {
+          block += static_cast<int32_t>(remaining - overhead);
           ++split;
         }
         break;
@@ -111,12 +111,13 @@ extern "C" __global__ void __launch_bounds__(flashmla::kMetadataThreads, 1)
 
   if (p.batch <= 0 || p.batch > kMaxSchedulerBatch || p.num_sm_parts <= 0) return;
   const int32_t max_seqlen = p.max_seqlen > 0 ? p.max_seqlen : 0;
+  const int32_t overhead = max(p.fixed_overhead_blocks, 0);
 
   int64_t cost = 0;
   for (int32_t i = threadIdx.x; i < p.batch; i += kMetadataThreads) {
     const int32_t length = p.cache_seqlens[i];
     raw_lengths[i] = length;
-    cost += blocks_of(clamped(length, max_seqlen)) + kFixedOverheadBlocks;
+    cost += blocks_of(clamped(length, max_seqlen)) + overhead;
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) cost += __shfl_xor_sync(0xffffffffu, cost, offset);
@@ -126,7 +127,7 @@ extern "C" __global__ void __launch_bounds__(flashmla::kMetadataThreads, 1)
   if (threadIdx.x == 0) {
     int64_t total_cost = 0;
     for (int w = 0; w < kMetadataThreads / 32; ++w) total_cost += warp_costs[w];
-    schedule(p, raw_lengths, max_seqlen, total_cost);
+    schedule(p, raw_lengths, max_seqlen, overhead, total_cost);
   }
   __syncthreads();  // the walk's global writes are visible to the CTA after the barrier
   seal_parts(p, raw_lengths);

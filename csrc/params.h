@@ -43,7 +43,7 @@ struct MetadataParams {
   int32_t batch;
   int32_t num_sm_parts;
   int32_t max_seqlen;                // blockTable capacity (columns * 64): longer lengths are clamped
-  int32_t reserved;
+  int32_t fixed_overhead_blocks;     // the cost of starting a piece, in KV blocks (negative counts as 0)
 };
 
 // Shapes and strides of one decode call, shared by the decode, combine and reference kernels.

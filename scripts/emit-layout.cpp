@@ -170,7 +170,7 @@ int main() {
              alignof(MetadataParams),
              {FIELD(MetadataParams, cache_seqlens), FIELD(MetadataParams, tile_scheduler_metadata),
               FIELD(MetadataParams, num_splits), FIELD(MetadataParams, batch), FIELD(MetadataParams, num_sm_parts),
-              FIELD(MetadataParams, max_seqlen), FIELD(MetadataParams, reserved)}},
+              FIELD(MetadataParams, max_seqlen), FIELD(MetadataParams, fixed_overhead_blocks)}},
       Struct{"AttentionShape", sizeof(AttentionShape), alignof(AttentionShape), shape_fields("", 0)},
       with_shape<DecodeParams>(
           "DecodeParams",
@@ -214,7 +214,6 @@ int main() {
   std::printf("    \"kHeadDimV\": %d,\n", kHeadDimV);
   std::printf("    \"kPageBlockSize\": %d,\n", kPageBlockSize);
   std::printf("    \"kRowTile\": %d,\n", kRowTile);
-  std::printf("    \"kFixedOverheadBlocks\": %d,\n", kFixedOverheadBlocks);
   std::printf("    \"kMetadataIntsPerPart\": %d,\n", kMetadataIntsPerPart);
   std::printf("    \"kMaxSchedulerBatch\": %d\n", kMaxSchedulerBatch);
   std::printf("  },\n");

@@ -18,7 +18,12 @@ export { type CudaProbe, probeCuda } from './cuda/probe.js';
 export { CudaStream } from './cuda/stream.js';
 export * from './errors.js';
 export { type ErrorScales, type ReferenceResult, referenceDecode } from './reference/reference.js';
-export { computeTileSchedule, numSmPartsFor, type TileSchedule } from './scheduler.js';
+export {
+  computeTileSchedule,
+  fixedOverheadBlocksFor,
+  numSmPartsFor,
+  type TileSchedule,
+} from './scheduler.js';
 export { bytesPerElement, type DType } from './tensor/dtype.js';
 export {
   bf16BitsToFloat32,

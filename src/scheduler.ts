@@ -6,6 +6,7 @@
  */
 import {
   FIXED_OVERHEAD_BLOCKS,
+  FIXED_OVERHEAD_BLOCKS_ONE_TILE,
   METADATA_INTS_PER_PART,
   PAGE_BLOCK_SIZE,
   ROW_TILE,
@@ -51,13 +52,27 @@ export function numSmPartsFor(
 }
 
 /**
+ * The scheduler's cost of starting a piece, in KV blocks, for a call with this many query rows
+ * per KV head: FIXED_OVERHEAD_BLOCKS_ONE_TILE where they fit one 64-row tile, else
+ * FIXED_OVERHEAD_BLOCKS.
+ */
+export function fixedOverheadBlocksFor(numQRowsPerKvHead: number): number {
+  return Math.ceil(numQRowsPerKvHead / ROW_TILE) <= 1
+    ? FIXED_OVERHEAD_BLOCKS_ONE_TILE
+    : FIXED_OVERHEAD_BLOCKS;
+}
+
+/**
  * Computes the schedule. Lengths are clamped to [0, maxSeqlen] (the block table's capacity) the
  * way the kernels clamp them, so a bad length can never send a kernel past a block-table row.
+ * `fixedOverheadBlocks` is the cost of starting a piece (fixedOverheadBlocksFor gives the
+ * backends' choice).
  */
 export function computeTileSchedule(
   cacheSeqlens: ArrayLike<number>,
   numSmParts: number,
   maxSeqlen = Number.MAX_SAFE_INTEGER,
+  fixedOverheadBlocks = FIXED_OVERHEAD_BLOCKS,
 ): TileSchedule {
   const batch = cacheSeqlens.length;
   const lengths = new Int32Array(batch);
@@ -66,9 +81,9 @@ export function computeTileSchedule(
   for (let i = 0; i < batch; i++) {
     lengths[i] = Math.min(Math.max(cacheSeqlens[i], 0), maxSeqlen);
     blocks[i] = Math.ceil(lengths[i] / PAGE_BLOCK_SIZE);
-    totalCost += blocks[i] + FIXED_OVERHEAD_BLOCKS;
+    totalCost += blocks[i] + fixedOverheadBlocks;
   }
-  const payload = Math.ceil(totalCost / numSmParts) + FIXED_OVERHEAD_BLOCKS;
+  const payload = Math.ceil(totalCost / numSmParts) + fixedOverheadBlocks;
 
   const metadata = new Int32Array(numSmParts * METADATA_INTS_PER_PART);
   const numSplits = new Int32Array(batch + 1);
@@ -84,18 +99,18 @@ export function computeTileSchedule(
     let remaining = payload;
     while (batchIndex < batch) {
       const remainingBlocks = blocks[batchIndex] - block;
-      if (remaining >= remainingBlocks + FIXED_OVERHEAD_BLOCKS) {
+      if (remaining >= remainingBlocks + fixedOverheadBlocks) {
         // The rest of this sequence fits: finish it here.
         cumulativeSplits += split + 1;
         numSplits[batchIndex + 1] = cumulativeSplits;
-        remaining -= remainingBlocks + FIXED_OVERHEAD_BLOCKS;
+        remaining -= remainingBlocks + fixedOverheadBlocks;
         batchIndex++;
         block = 0;
         split = 0;
       } else {
         // Take what the payload allows of it (if anything beyond the overhead) and stop.
-        if (remaining - FIXED_OVERHEAD_BLOCKS > 0) {
-          block += remaining - FIXED_OVERHEAD_BLOCKS;
+        if (remaining - fixedOverheadBlocks > 0) {
+          block += remaining - fixedOverheadBlocks;
           split++;
         }
         break;

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FIXED_OVERHEAD_BLOCKS, METADATA_INTS_PER_PART, PAGE_BLOCK_SIZE } from '../src/config.js';
+import {
+  FIXED_OVERHEAD_BLOCKS,
+  FIXED_OVERHEAD_BLOCKS_ONE_TILE,
+  METADATA_INTS_PER_PART,
+  PAGE_BLOCK_SIZE,
+} from '../src/config.js';
 import {
   computeTileSchedule,
   findStalePart,
+  fixedOverheadBlocksFor,
   numSmPartsFor,
   partSchedule,
   piecesOfPart,
@@ -15,14 +21,23 @@ import { drawLengths } from '../src/verify/problems.js';
  * Checks every invariant of a schedule: each attended block covered exactly once, pieces in
  * order and block-aligned, split indices consecutive, no part over the payload.
  */
-function checkSchedule(lengths: Int32Array, numSmParts: number): void {
-  const { tileSchedulerMetadata, numSplits } = computeTileSchedule(lengths, numSmParts);
+function checkSchedule(
+  lengths: Int32Array,
+  numSmParts: number,
+  overhead = FIXED_OVERHEAD_BLOCKS,
+): void {
+  const { tileSchedulerMetadata, numSplits } = computeTileSchedule(
+    lengths,
+    numSmParts,
+    undefined,
+    overhead,
+  );
   const batch = lengths.length;
   assert.equal(numSplits.length, batch + 1);
   assert.equal(numSplits[0], 0);
   const blocks = Array.from(lengths, (l) => Math.ceil(l / PAGE_BLOCK_SIZE));
-  const totalCost = blocks.reduce((sum, b) => sum + b + FIXED_OVERHEAD_BLOCKS, 0);
-  const payload = Math.ceil(totalCost / numSmParts) + FIXED_OVERHEAD_BLOCKS;
+  const totalCost = blocks.reduce((sum, b) => sum + b + overhead, 0);
+  const payload = Math.ceil(totalCost / numSmParts) + overhead;
 
   const covered = blocks.map((b) => new Int32Array(b));
   const splitsSeen = blocks.map(() => [] as number[]);
@@ -53,7 +68,7 @@ function checkSchedule(lengths: Int32Array, numSmParts: number): void {
       const last = Math.ceil(piece.endToken / PAGE_BLOCK_SIZE);
       for (let b = first; b < last; b++) covered[piece.batch][b]++;
       splitsSeen[piece.batch].push(piece.split);
-      cost += last - first + FIXED_OVERHEAD_BLOCKS;
+      cost += last - first + overhead;
     }
     assert.ok(cost <= payload, `part ${part} costs ${cost} > payload ${payload}`);
   }
@@ -84,6 +99,30 @@ test('part count follows FlashMLA: SMs / h_kv / row tiles, at least 1', () => {
   assert.equal(numSmPartsFor(132, 4096, 200), 1);
 });
 
+test('the overhead of a piece: 3 blocks with one row tile per KV head, else 5', () => {
+  assert.equal(fixedOverheadBlocksFor(1), 3);
+  assert.equal(fixedOverheadBlocksFor(64), 3);
+  assert.equal(fixedOverheadBlocksFor(65), 5);
+  assert.equal(fixedOverheadBlocksFor(128), 5);
+  // Blocks [32, 2, 2] on 3 parts. With 3: cost 45, payload 18, so parts 0 and 1 take 15 blocks
+  // of sequence 0 each and part 2 the rest of everything: sequence 0 in 3 splits. With 5: cost
+  // 51, payload 22: 17 blocks, then the other 15 and nothing more; sequence 0 in 2 splits.
+  const lengths = [2048, 128, 128];
+  assert.deepEqual(
+    Array.from(computeTileSchedule(lengths, 3, undefined, 3).numSplits),
+    [0, 3, 4, 5],
+  );
+  assert.deepEqual(
+    Array.from(computeTileSchedule(lengths, 3, undefined, 5).numSplits),
+    [0, 2, 3, 4],
+  );
+  assert.deepEqual(
+    Array.from(computeTileSchedule(lengths, 3).numSplits),
+    [0, 2, 3, 4],
+    'the default is FlashMLA overhead',
+  );
+});
+
 test('a hand-checked schedule', () => {
   // Lengths 100 and 300 tokens: 2 and 5 blocks, cost 7 + 10 = 17; 2 parts: payload ceil(17/2)+5 = 14.
   const { tileSchedulerMetadata, numSplits } = computeTileSchedule([100, 300], 2);
@@ -103,6 +142,7 @@ test('invariants over random batches, part counts and lengths', () => {
     const lengths = drawLengths(random, batch, mean, varlen, 1);
     const parts = random.pick([1, 2, 7, 33, 66, 132, 200]);
     checkSchedule(lengths, parts);
+    checkSchedule(lengths, parts, FIXED_OVERHEAD_BLOCKS_ONE_TILE);
   }
 });
 

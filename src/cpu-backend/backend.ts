@@ -17,7 +17,12 @@ import { CPU_NOMINAL_SM_COUNT, HEAD_DIM_V, METADATA_INTS_PER_PART } from '../con
 import type { CudaStream } from '../cuda/stream.js';
 import { DisposedError, MetadataMismatchError, OptionError } from '../errors.js';
 import { checkOptionKeys } from '../options.js';
-import { computeTileSchedule, findStalePart, numSmPartsFor } from '../scheduler.js';
+import {
+  computeTileSchedule,
+  findStalePart,
+  fixedOverheadBlocksFor,
+  numSmPartsFor,
+} from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import { checkHostTensor, HostTensor } from '../tensor/host-tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -60,7 +65,12 @@ class CpuBackend implements Backend {
   getMlaMetadata(call: MetadataCall): MlaMetadata {
     const lengths = (call.cacheSeqlens as HostTensor).contiguous().data as Int32Array;
     const numSmParts = this.numSmParts(call.numQRowsPerKvHead, call.numHeadsK);
-    const schedule = computeTileSchedule(lengths, numSmParts);
+    const schedule = computeTileSchedule(
+      lengths,
+      numSmParts,
+      undefined,
+      fixedOverheadBlocksFor(call.numQRowsPerKvHead),
+    );
     if (call.into) {
       const into = this.metadata.find(call.into, call, 'into');
       into.tileSchedulerMetadata.data.set(schedule.tileSchedulerMetadata);

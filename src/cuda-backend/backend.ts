@@ -24,7 +24,7 @@ import { probeCuda } from '../cuda/probe.js';
 import { CudaStream } from '../cuda/stream.js';
 import { DeviceMismatchError, GpuUnavailableError, OptionError } from '../errors.js';
 import { checkOptionKeys, describeValue } from '../options.js';
-import { numSmPartsFor } from '../scheduler.js';
+import { fixedOverheadBlocksFor, numSmPartsFor } from '../scheduler.js';
 import type { DType } from '../tensor/dtype.js';
 import { checkHostTensor, type HostTensor } from '../tensor/host-tensor.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
@@ -170,6 +170,7 @@ export class CudaBackend implements Backend {
       batch: metadata.batch,
       numSmParts: metadata.numSmParts,
       maxSeqlen: INT32_MAX, // the decode kernel clamps to each call's block-table capacity
+      fixedOverheadBlocks: fixedOverheadBlocksFor(metadata.numQRowsPerKvHead),
     });
   }
 

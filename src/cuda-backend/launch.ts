@@ -107,6 +107,8 @@ export interface MetadataLaunch {
   numSmParts: number;
   /** Lengths above this (the block table's capacity) are clamped; INT32_MAX when unknown. */
   maxSeqlen: number;
+  /** The cost of starting a piece, in KV blocks (scheduler.ts fixedOverheadBlocksFor). */
+  fixedOverheadBlocks: number;
 }
 
 export function launchMetadata(
@@ -127,7 +129,8 @@ export function launchMetadata(
       .set('num_splits', launch.numSplits)
       .set('batch', launch.batch)
       .set('num_sm_parts', launch.numSmParts)
-      .set('max_seqlen', launch.maxSeqlen).bytes,
+      .set('max_seqlen', launch.maxSeqlen)
+      .set('fixed_overhead_blocks', launch.fixedOverheadBlocks).bytes,
   });
 }
 

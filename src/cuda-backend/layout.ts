@@ -117,7 +117,7 @@ export const MetadataParamsLayout = defineStruct([
   ['batch', 'i32'],
   ['num_sm_parts', 'i32'],
   ['max_seqlen', 'i32'],
-  ['reserved', 'i32'],
+  ['fixed_overhead_blocks', 'i32'],
 ]);
 
 export const DecodeParamsLayout = defineStruct([

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { flashMlaWithKvcache, getMlaMetadata } from '../../src/api/decode.js';
 import { HEAD_DIM_V } from '../../src/config.js';
 import { MetadataMismatchError, OptionError } from '../../src/errors.js';
-import { computeTileSchedule } from '../../src/scheduler.js';
+import { computeTileSchedule, fixedOverheadBlocksFor } from '../../src/scheduler.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { generateProblem } from '../../src/verify/problems.js';
@@ -80,7 +80,12 @@ test('into: the schedule is recomputed in place for new lengths', () => {
   assert.equal(getMlaMetadata(lengths, rows, 2, { into: metadata }), metadata);
   assert.equal(metadata.tileSchedulerMetadata, tileSchedulerMetadata, 'the same tensors');
   assert.equal(metadata.numSplits, numSplits);
-  const expected = computeTileSchedule([1000, 10, 0], metadata.numSmParts);
+  const expected = computeTileSchedule(
+    [1000, 10, 0],
+    metadata.numSmParts,
+    undefined,
+    fixedOverheadBlocksFor(rows),
+  );
   assert.deepEqual(
     metadata.tileSchedulerMetadata.toHostSync().data,
     expected.tileSchedulerMetadata,

@@ -45,7 +45,6 @@ test('config.h constants equal src/config.ts', { skip: missing ?? false }, () =>
   assert.equal(constants.kHeadDimV, config.HEAD_DIM_V);
   assert.equal(constants.kPageBlockSize, config.PAGE_BLOCK_SIZE);
   assert.equal(constants.kRowTile, config.ROW_TILE);
-  assert.equal(constants.kFixedOverheadBlocks, config.FIXED_OVERHEAD_BLOCKS);
   assert.equal(constants.kMetadataIntsPerPart, config.METADATA_INTS_PER_PART);
   assert.equal(constants.kMaxSchedulerBatch, config.MAX_SCHEDULER_BATCH);
   const { kernels } = readLayoutFile();

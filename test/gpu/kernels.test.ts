@@ -13,7 +13,7 @@ import { AttentionShapeLayout, ParamBlock } from '../../src/cuda-backend/layout.
 import { partialRows } from '../../src/cuda-backend/split-workspace.js';
 import { LimitError } from '../../src/errors.js';
 import { referenceDecode } from '../../src/reference/reference.js';
-import { computeTileSchedule, numSmPartsFor } from '../../src/scheduler.js';
+import { computeTileSchedule, fixedOverheadBlocksFor, numSmPartsFor } from '../../src/scheduler.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
 import { Random } from '../../src/tensor/random.js';
 import { judgeDecode } from '../../src/verify/precision.js';
@@ -62,7 +62,7 @@ gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
     );
     const metadata = getMlaMetadata(seqlens, rows, heads);
     const parts = numSmPartsFor(backend.device.multiProcessorCount, rows, heads);
-    const expected = computeTileSchedule(lengths, parts);
+    const expected = computeTileSchedule(lengths, parts, undefined, fixedOverheadBlocksFor(rows));
     const label = `seed ${SUITE_SEED}, b=${lengths.length} rows=${rows} h_kv=${heads}`;
     assert.deepEqual(
       metadata.tileSchedulerMetadata.toHostSync().data,
