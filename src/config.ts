@@ -17,10 +17,15 @@ export const ROW_TILE = 64;
  */
 export const FIXED_OVERHEAD_BLOCKS = 5;
 /**
- * The same where each KV head has one tile (h_q·s_q/h_kv <= 64): the K loads set the pace and a
- * piece's start costs less of it (variable-length rows 1.5-2.5% faster than with 5 on the H200).
+ * The same where each KV head has one tile (h_q·s_q/h_kv <= 64) and the batch is large (at least
+ * ONE_TILE_MIN_BATCH sequences): the K loads set the pace and a piece's start costs less of it
+ * (variable-length rows 1.5-2.5% faster than with 5 on the H200). Small batches keep 5: their
+ * sequences are cut into many short pieces whose starts are the call's latency (with 3, one
+ * 8192-token sequence took 52% longer).
  */
 export const FIXED_OVERHEAD_BLOCKS_ONE_TILE = 3;
+/** The smallest batch that gets FIXED_OVERHEAD_BLOCKS_ONE_TILE. */
+export const ONE_TILE_MIN_BATCH = 16;
 /** int32 entries per part in tileSchedulerMetadata. */
 export const METADATA_INTS_PER_PART = 8;
 /** Largest batch the GPU scheduler kernel holds in shared memory. */

@@ -8,6 +8,7 @@ import {
   FIXED_OVERHEAD_BLOCKS,
   FIXED_OVERHEAD_BLOCKS_ONE_TILE,
   METADATA_INTS_PER_PART,
+  ONE_TILE_MIN_BATCH,
   PAGE_BLOCK_SIZE,
   ROW_TILE,
 } from './config.js';
@@ -52,12 +53,12 @@ export function numSmPartsFor(
 }
 
 /**
- * The scheduler's cost of starting a piece, in KV blocks, for a call with this many query rows
- * per KV head: FIXED_OVERHEAD_BLOCKS_ONE_TILE where they fit one 64-row tile, else
- * FIXED_OVERHEAD_BLOCKS.
+ * The scheduler's cost of starting a piece, in KV blocks, for a batch of `batch` sequences with
+ * this many query rows per KV head: FIXED_OVERHEAD_BLOCKS_ONE_TILE where they fit one 64-row
+ * tile and the batch has at least ONE_TILE_MIN_BATCH sequences, else FIXED_OVERHEAD_BLOCKS.
  */
-export function fixedOverheadBlocksFor(numQRowsPerKvHead: number): number {
-  return Math.ceil(numQRowsPerKvHead / ROW_TILE) <= 1
+export function fixedOverheadBlocksFor(numQRowsPerKvHead: number, batch: number): number {
+  return Math.ceil(numQRowsPerKvHead / ROW_TILE) <= 1 && batch >= ONE_TILE_MIN_BATCH
     ? FIXED_OVERHEAD_BLOCKS_ONE_TILE
     : FIXED_OVERHEAD_BLOCKS;
 }

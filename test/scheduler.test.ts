@@ -99,11 +99,13 @@ test('part count follows FlashMLA: SMs / h_kv / row tiles, at least 1', () => {
   assert.equal(numSmPartsFor(132, 4096, 200), 1);
 });
 
-test('the overhead of a piece: 3 blocks with one row tile per KV head, else 5', () => {
-  assert.equal(fixedOverheadBlocksFor(1), 3);
-  assert.equal(fixedOverheadBlocksFor(64), 3);
-  assert.equal(fixedOverheadBlocksFor(65), 5);
-  assert.equal(fixedOverheadBlocksFor(128), 5);
+test('the overhead of a piece: 3 blocks with one row tile per KV head and 16+ sequences, else 5', () => {
+  assert.equal(fixedOverheadBlocksFor(1, 16), 3);
+  assert.equal(fixedOverheadBlocksFor(64, 128), 3);
+  assert.equal(fixedOverheadBlocksFor(64, 15), 5);
+  assert.equal(fixedOverheadBlocksFor(16, 1), 5);
+  assert.equal(fixedOverheadBlocksFor(65, 128), 5);
+  assert.equal(fixedOverheadBlocksFor(128, 16), 5);
   // Blocks [32, 2, 2] on 3 parts. With 3: cost 45, payload 18, so parts 0 and 1 take 15 blocks
   // of sequence 0 each and part 2 the rest of everything: sequence 0 in 3 splits. With 5: cost
   // 51, payload 22: 17 blocks, then the other 15 and nothing more; sequence 0 in 2 splits.

@@ -69,7 +69,7 @@ class CpuBackend implements Backend {
       lengths,
       numSmParts,
       undefined,
-      fixedOverheadBlocksFor(call.numQRowsPerKvHead),
+      fixedOverheadBlocksFor(call.numQRowsPerKvHead, call.batch),
     );
     if (call.into) {
       const into = this.metadata.find(call.into, call, 'into');

@@ -170,7 +170,7 @@ export class CudaBackend implements Backend {
       batch: metadata.batch,
       numSmParts: metadata.numSmParts,
       maxSeqlen: INT32_MAX, // the decode kernel clamps to each call's block-table capacity
-      fixedOverheadBlocks: fixedOverheadBlocksFor(metadata.numQRowsPerKvHead),
+      fixedOverheadBlocks: fixedOverheadBlocksFor(metadata.numQRowsPerKvHead, metadata.batch),
     });
   }
 

@@ -84,13 +84,30 @@ test('into: the schedule is recomputed in place for new lengths', () => {
     [1000, 10, 0],
     metadata.numSmParts,
     undefined,
-    fixedOverheadBlocksFor(rows),
+    fixedOverheadBlocksFor(rows, 3),
   );
   assert.deepEqual(
     metadata.tileSchedulerMetadata.toHostSync().data,
     expected.tileSchedulerMetadata,
   );
   assert.deepEqual(metadata.numSplits.toHostSync().data, expected.numSplits);
+});
+
+test('the CPU backend schedules with the overhead fixedOverheadBlocksFor picks', () => {
+  // 16 sequences of ~1000 tokens, one row tile per KV head: overhead 3, which cuts them into
+  // 114 pieces where 5 would cut 88, so the check below fails for the wrong overhead.
+  const values = Array.from({ length: 16 }, (_, i) => 1000 + 37 * i);
+  const metadata = getMlaMetadata(HostTensor.fromValues('int32', [16], values), 16, 1);
+  const overhead = fixedOverheadBlocksFor(16, 16);
+  assert.equal(overhead, 3);
+  const expected = computeTileSchedule(values, metadata.numSmParts, undefined, overhead);
+  assert.equal(expected.numSplits[16], 114);
+  assert.equal(computeTileSchedule(values, metadata.numSmParts, undefined, 5).numSplits[16], 88);
+  assert.deepEqual(metadata.numSplits.toHostSync().data, expected.numSplits);
+  assert.deepEqual(
+    metadata.tileSchedulerMetadata.toHostSync().data,
+    expected.tileSchedulerMetadata,
+  );
 });
 
 test('into: metadata of another batch or head layout, or not metadata at all', () => {

@@ -62,7 +62,12 @@ gpuTest('metadata kernel == CPU scheduler, bit for bit', (backend) => {
     );
     const metadata = getMlaMetadata(seqlens, rows, heads);
     const parts = numSmPartsFor(backend.device.multiProcessorCount, rows, heads);
-    const expected = computeTileSchedule(lengths, parts, undefined, fixedOverheadBlocksFor(rows));
+    const expected = computeTileSchedule(
+      lengths,
+      parts,
+      undefined,
+      fixedOverheadBlocksFor(rows, lengths.length),
+    );
     const label = `seed ${SUITE_SEED}, b=${lengths.length} rows=${rows} h_kv=${heads}`;
     assert.deepEqual(
       metadata.tileSchedulerMetadata.toHostSync().data,
