@@ -67,7 +67,7 @@ export function fixedOverheadBlocksFor(numQRowsPerKvHead: number, batch: number)
  * Computes the schedule. Lengths are clamped to [0, maxSeqlen] (the block table's capacity) the
  * way the kernels clamp them, so a bad length can never send a kernel past a block-table row.
  * `fixedOverheadBlocks` is the cost of starting a piece (fixedOverheadBlocksFor gives the
- * backends' choice).
+ * backends' choice); a negative one counts as 0, as in the kernel.
  */
 export function computeTileSchedule(
   cacheSeqlens: ArrayLike<number>,
@@ -75,6 +75,7 @@ export function computeTileSchedule(
   maxSeqlen = Number.MAX_SAFE_INTEGER,
   fixedOverheadBlocks = FIXED_OVERHEAD_BLOCKS,
 ): TileSchedule {
+  const overhead = Math.max(fixedOverheadBlocks, 0);
   const batch = cacheSeqlens.length;
   const lengths = new Int32Array(batch);
   const blocks = new Int32Array(batch);
@@ -82,9 +83,9 @@ export function computeTileSchedule(
   for (let i = 0; i < batch; i++) {
     lengths[i] = Math.min(Math.max(cacheSeqlens[i], 0), maxSeqlen);
     blocks[i] = Math.ceil(lengths[i] / PAGE_BLOCK_SIZE);
-    totalCost += blocks[i] + fixedOverheadBlocks;
+    totalCost += blocks[i] + overhead;
   }
-  const payload = Math.ceil(totalCost / numSmParts) + fixedOverheadBlocks;
+  const payload = Math.ceil(totalCost / numSmParts) + overhead;
 
   const metadata = new Int32Array(numSmParts * METADATA_INTS_PER_PART);
   const numSplits = new Int32Array(batch + 1);
@@ -100,18 +101,18 @@ export function computeTileSchedule(
     let remaining = payload;
     while (batchIndex < batch) {
       const remainingBlocks = blocks[batchIndex] - block;
-      if (remaining >= remainingBlocks + fixedOverheadBlocks) {
+      if (remaining >= remainingBlocks + overhead) {
         // The rest of this sequence fits: finish it here.
         cumulativeSplits += split + 1;
         numSplits[batchIndex + 1] = cumulativeSplits;
-        remaining -= remainingBlocks + fixedOverheadBlocks;
+        remaining -= remainingBlocks + overhead;
         batchIndex++;
         block = 0;
         split = 0;
       } else {
         // Take what the payload allows of it (if anything beyond the overhead) and stop.
-        if (remaining - fixedOverheadBlocks > 0) {
-          block += remaining - fixedOverheadBlocks;
+        if (remaining - overhead > 0) {
+          block += remaining - overhead;
           split++;
         }
         break;

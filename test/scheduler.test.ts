@@ -123,6 +123,11 @@ test('the overhead of a piece: 3 blocks with one row tile per KV head and 16+ se
     [0, 2, 3, 4],
     'the default is FlashMLA overhead',
   );
+  // A negative overhead counts as 0, as the metadata kernel counts it.
+  assert.deepEqual(
+    computeTileSchedule(lengths, 3, undefined, -4),
+    computeTileSchedule(lengths, 3, undefined, 0),
+  );
 });
 
 test('a hand-checked schedule', () => {
