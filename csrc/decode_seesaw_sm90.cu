@@ -55,6 +55,7 @@ enum Barrier : uint32_t {
   kRowSumReady = 4,  // both: each warpgroup's row sums of the piece
   kWarpgroup0 = 5,
   kWarpgroup1 = 6,
+  kOutStaged = 7,    // both: the piece's output rows are staged in shared memory, then copied out
 };
 
 constexpr int kRopeSubtile = kSubtilesK - 1;
@@ -219,6 +220,11 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Smem& sm, in
   ptx::fence_proxy_async_shared();  // cp.async writes, then wgmma reads through the async proxy
 }
 
+// A staged output row (512 values of q's dtype) is padded by 16 bytes, so that the 4-byte values
+// one warp stores at a time (8 rows, row r from bank 4r) fall on distinct banks.
+constexpr int kStageRowBytes = kHeadDimV * 2 + 16;
+static_assert(kRowTile * kStageRowBytes <= kSubtilesK * kSubtileBytes, "a staged output tile fits in the Q tile");
+
 // Block n of the piece, relative to its first token: which rows (tokens) lie in the piece.
 struct BlockRows {
   int lo;  // rows below lo precede the piece (only in a malformed schedule)
@@ -357,7 +363,32 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
   wgmma::fence_registers(st.o);
 }
 
-// Writes the piece's result for this thread's two rows and this warpgroup's 256 columns.
+// Copies the staged rows [0, valid_rows) out: thread t copies quarter t % 4 of row t / 4 to
+// dst_of(row) + the quarter, then waits until its copy has read shared memory. The barriers order
+// the staging writes before the copies and the copies' reads before the next use of the Q tile.
+template <typename T, typename DstOf>
+__device__ __forceinline__ void copy_out_staged(const Smem& sm, int valid_rows, DstOf dst_of) {
+  constexpr int kQuarterBytes = kHeadDimV * static_cast<int>(sizeof(T)) / 4;
+  ptx::fence_proxy_async_shared();  // the staged rows, then the bulk copies read them
+  ptx::named_barrier_sync(kOutStaged, kSeesawMathThreads);
+  const int thread = static_cast<int>(threadIdx.x);
+  const int row = thread / 4;
+  if (row < valid_rows) {
+    uint8_t* dst = reinterpret_cast<uint8_t*>(dst_of(row)) + (thread % 4) * kQuarterBytes;
+    ptx::bulk_store(dst, sm.q + row * kStageRowBytes + (thread % 4) * kQuarterBytes, kQuarterBytes);
+    ptx::bulk_commit();
+    ptx::bulk_wait_read<0>();
+  }
+  ptx::named_barrier_sync(kOutStaged, kSeesawMathThreads);
+}
+
+// Writes the piece's result for this thread's two rows and this warpgroup's 256 columns: out and
+// lse for a sequence's only split, else the split's float32 partial and its lse. A final output
+// goes through shared memory (the Q tile, free once both warpgroups' last scores are done) and out
+// by bulk copies of whole rows (out's rows are 16-byte aligned: the host checks it): stored
+// straight from registers, each warp's store filled half a sector in each of 8 rows, which cost
+// 1-2% of the time of the benchmark's fixed-length rows. The float32 partials fill whole sectors
+// and do not fit the Q tile at once; staging them in two rounds measured slower.
 template <typename T>
 __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& sm, const MathState<T>& st,
                                             const Lane& lane, int wg, int row0, int kv_head, const decode::Piece& pc,
@@ -371,35 +402,58 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
     if (lane.tig == 0) sm.s->row_sum[wg][lane.row(h)] = sum;
   }
   ptx::named_barrier_sync(kRowSumReady, kSeesawMathThreads);
+
+  // Each row's normaliser and lse; its lse written by one thread.
+  float inv[2];
+  bool attends_any[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int m = row0 + lane.row(h);
-    if (m >= sh.rows_per_kv_head) continue;  // padding row of the last tile
     const float total = sm.s->row_sum[0][lane.row(h)] + sm.s->row_sum[1][lane.row(h)];
     const bool attends = key_end[h] > pc.tok_begin;
-    const float inv = attends ? 1.f / total : 0.f;
+    attends_any[h] = attends;
+    inv[h] = attends ? 1.f / total : 0.f;
+    if (m >= sh.rows_per_kv_head || wg != 0 || lane.tig != 0) continue;
     const float lse = attends ? st.m[h] * sh.softmax_scale + logf(total) : (out.is_final ? INFINITY : -INFINITY);
-    const int col0 = wg * kOutCols + 2 * lane.tig;
     const decode::QueryRow qr = decode::query_row(sh, kv_head, m);
     if (out.is_final) {
-      T* dst = static_cast<T*>(p.out) + decode::out_offset(sh, pc.batch, qr) + col0;
-#pragma unroll
-      for (int j = 0; j < kOutChunks; ++j) {
-        const float lo = attends ? st.o[4 * j + 2 * h] * inv : 0.f;
-        const float hi = attends ? st.o[4 * j + 2 * h + 1] * inv : 0.f;
-        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(lo, hi);
-      }
-      if (wg == 0 && lane.tig == 0) p.lse[decode::lse_offset(sh, pc.batch, qr)] = lse;
+      p.lse[decode::lse_offset(sh, pc.batch, qr)] = lse;
     } else {
-      const int64_t row = decode::accum_row(sh, out.split_row, kv_head, m);
-      float* dst = p.o_accum + row * kHeadDimV + col0;
+      p.lse_accum[decode::accum_row(sh, out.split_row, kv_head, m)] = lse;
+    }
+  }
+  const int valid_rows = min(sh.rows_per_kv_head - row0, kRowTile);
+  // Output value i of row h; exactly 0 where the row attends no key of the piece.
+  auto value = [&](int h, int i) { return attends_any[h] ? st.o[i] * inv[h] : 0.f; };
+  const int col0 = wg * kOutCols + 2 * lane.tig;  // of the thread's first value pair
+
+  if (out.is_final) {
+    auto out_row = [&](int r) {
+      return static_cast<T*>(p.out) + decode::out_offset(sh, pc.batch, decode::query_row(sh, kv_head, row0 + r));
+    };
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t dst = sm.q + lane.row(h) * kStageRowBytes + col0 * static_cast<int>(sizeof(T));
 #pragma unroll
       for (int j = 0; j < kOutChunks; ++j) {
-        const float lo = attends ? st.o[4 * j + 2 * h] * inv : 0.f;
-        const float hi = attends ? st.o[4 * j + 2 * h + 1] * inv : 0.f;
-        *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(lo, hi);
+        ptx::st_shared_u32(dst + 16 * j, pack2<T>(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1)));
       }
-      if (wg == 0 && lane.tig == 0) p.lse_accum[row] = lse;
+    }
+    copy_out_staged<T>(sm, valid_rows, out_row);
+    return;
+  }
+
+  auto partial_row = [&](int r) {
+    return p.o_accum + decode::accum_row(sh, out.split_row, kv_head, row0 + r) * kHeadDimV;
+  };
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (lane.row(h) >= valid_rows) continue;  // padding row of the last tile
+    float* dst = partial_row(lane.row(h)) + col0;
+#pragma unroll
+    for (int j = 0; j < kOutChunks; ++j) {
+      *reinterpret_cast<float2*>(dst + 8 * j) =
+          make_float2(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1));
     }
   }
 }

@@ -33,6 +33,32 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// PTX ISA "st.shared": store 32 bits at a shared-window address.
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t value) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(value) : "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// cp.async.bulk (non-tensor): shared -> global copies tracked in bulk groups.
+
+// PTX ISA "cp.async.bulk": copy `bytes` (a multiple of 16; both addresses 16-byte aligned) from
+// this CTA's shared memory to global memory, completing in the current bulk group.
+__device__ __forceinline__ void bulk_store(void* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(__cvta_generic_to_global(dst)),
+               "r"(src), "r"(bytes)
+               : "memory");
+}
+
+// PTX ISA "cp.async.bulk.commit_group": close the bulk group of copies issued since the last one.
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+
+// PTX ISA "cp.async.bulk.wait_group.read": wait until at most N of this thread's bulk groups are
+// still reading their shared-memory source (the source may then be written again).
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Barriers.
 

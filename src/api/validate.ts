@@ -102,12 +102,12 @@ function checkOuterStridesAligned(name: string, tensor: Tensor): void {
   }
 }
 
-/** On a GPU, element [0, ...] of q and kCache must sit at a 16-byte aligned address too. */
+/** On a GPU, element [0, ...] of q, kCache and out must sit at a 16-byte aligned address too. */
 function checkAddressAligned(name: string, tensor: Tensor): void {
   if (tensor instanceof DeviceTensor && tensor.ptr % 16n !== 0n) {
     throw new StrideError(
       name,
-      'a 16-byte aligned address (16-byte loads and TMA need it)',
+      'a 16-byte aligned address (16-byte loads, TMA and bulk copies need it)',
       `0x${tensor.ptr.toString(16)}`,
     );
   }
@@ -471,6 +471,7 @@ export function checkOutputs(out: unknown, lse: unknown, shape: DecodeShape): vo
     }
     checkLastDimContiguous('out', out);
     checkOuterStridesAligned('out', out);
+    checkAddressAligned('out', out);
     checkSizesFitInt32('out', out);
     checkLivesOn('out', out, shape.device, 'q');
   }
