@@ -384,11 +384,12 @@ __device__ __forceinline__ void copy_out_staged(const Smem& sm, int valid_rows, 
 
 // Writes the piece's result for this thread's two rows and this warpgroup's 256 columns: out and
 // lse for a sequence's only split, else the split's float32 partial and its lse. A final output
-// goes through shared memory (the Q tile, free once both warpgroups' last scores are done) and out
-// by bulk copies of whole rows (out's rows are 16-byte aligned: the host checks it): stored
-// straight from registers, each warp's store filled half a sector in each of 8 rows, which cost
-// 1-2% of the time of the benchmark's fixed-length rows. The float32 partials fill whole sectors
-// and do not fit the Q tile at once; staging them in two rounds measured slower.
+// of more than 32 rows goes through shared memory (the Q tile, free once both warpgroups' last
+// scores are done) and out by bulk copies of whole rows (out's rows are 16-byte aligned: the host
+// checks it): stored straight from registers, each warp's store fills half a sector in each of 8
+// rows, which cost 1-2% of the time of the benchmark's 64-row tiles. With 16 or 32 rows the
+// staging's barriers and wait cost more (0.5%) than they save. The float32 partials fill whole
+// sectors and do not fit the Q tile at once; staging them in two rounds measured slower.
 template <typename T>
 __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& sm, const MathState<T>& st,
                                             const Lane& lane, int wg, int row0, int kv_head, const decode::Piece& pc,
@@ -431,15 +432,27 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
     auto out_row = [&](int r) {
       return static_cast<T*>(p.out) + decode::out_offset(sh, pc.batch, decode::query_row(sh, kv_head, row0 + r));
     };
+    if (valid_rows > kRowTile / 2) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t dst = sm.q + lane.row(h) * kStageRowBytes + col0 * static_cast<int>(sizeof(T));
+#pragma unroll
+        for (int j = 0; j < kOutChunks; ++j) {
+          ptx::st_shared_u32(dst + 16 * j, pack2<T>(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1)));
+        }
+      }
+      copy_out_staged<T>(sm, valid_rows, out_row);
+      return;
+    }
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const uint32_t dst = sm.q + lane.row(h) * kStageRowBytes + col0 * static_cast<int>(sizeof(T));
+      if (lane.row(h) >= valid_rows) continue;  // padding row of the last tile
+      T* dst = out_row(lane.row(h)) + col0;
 #pragma unroll
       for (int j = 0; j < kOutChunks; ++j) {
-        ptx::st_shared_u32(dst + 16 * j, pack2<T>(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1)));
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1));
       }
     }
-    copy_out_staged<T>(sm, valid_rows, out_row);
     return;
   }
 
