@@ -388,7 +388,7 @@ __device__ __forceinline__ void copy_out_staged(const Smem& sm, int valid_rows, 
 // scores are done) and out by bulk copies of whole rows (out's rows are 16-byte aligned: the host
 // checks it): stored straight from registers, each warp's store fills half a sector in each of 8
 // rows, which cost 1-2% of the time of the benchmark's 64-row tiles. With 16 or 32 rows the
-// staging's barriers and wait cost more (0.5%) than they save. The float32 partials fill whole
+// staging's barriers and wait cost more (up to 0.7%) than they save. The float32 partials fill whole
 // sectors and do not fit the Q tile at once; staging them in two rounds measured slower.
 template <typename T>
 __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& sm, const MathState<T>& st,
