@@ -427,6 +427,20 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
   // Output value i of row h; exactly 0 where the row attends no key of the piece.
   auto value = [&](int h, int i) { return attends_any[h] ? st.o[i] * inv[h] : 0.f; };
   const int col0 = wg * kOutCols + 2 * lane.tig;  // of the thread's first value pair
+  // Stores the thread's value pairs, packed by pack(lo, hi), straight from registers at
+  // row_of(row) + col0 + 8 j.
+  auto store_direct = [&](auto row_of, auto pack) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (lane.row(h) >= valid_rows) continue;  // padding row of the last tile
+      auto* dst = row_of(lane.row(h)) + col0;
+#pragma unroll
+      for (int j = 0; j < kOutChunks; ++j) {
+        auto pair = pack(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1));
+        *reinterpret_cast<decltype(pair)*>(dst + 8 * j) = pair;
+      }
+    }
+  };
 
   if (out.is_final) {
     auto out_row = [&](int r) {
@@ -444,31 +458,14 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
       copy_out_staged<T>(sm, valid_rows, out_row);
       return;
     }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      if (lane.row(h) >= valid_rows) continue;  // padding row of the last tile
-      T* dst = out_row(lane.row(h)) + col0;
-#pragma unroll
-      for (int j = 0; j < kOutChunks; ++j) {
-        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1));
-      }
-    }
+    store_direct(out_row, [](float lo, float hi) { return pack2<T>(lo, hi); });
     return;
   }
 
   auto partial_row = [&](int r) {
     return p.o_accum + decode::accum_row(sh, out.split_row, kv_head, row0 + r) * kHeadDimV;
   };
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if (lane.row(h) >= valid_rows) continue;  // padding row of the last tile
-    float* dst = partial_row(lane.row(h)) + col0;
-#pragma unroll
-    for (int j = 0; j < kOutChunks; ++j) {
-      *reinterpret_cast<float2*>(dst + 8 * j) =
-          make_float2(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1));
-    }
-  }
+  store_direct(partial_row, [](float lo, float hi) { return make_float2(lo, hi); });
 }
 
 template <typename T>
