@@ -192,8 +192,7 @@ __device__ __forceinline__ void store_p(const float (&s)[kScoreRegs], const floa
 #pragma unroll
     for (int j = 0; j < kScoreChunks; ++j) {
       const uint32_t addr = tile + row * kRowBytes + ((j ^ (row & 7)) << 4) + 4 * lane.tig;
-      const uint32_t packed = pack2<T>(s[4 * j + 2 * h] * scale[h], s[4 * j + 2 * h + 1] * scale[h]);
-      asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(packed) : "memory");
+      ptx::st_shared_u32(addr, pack2<T>(s[4 * j + 2 * h] * scale[h], s[4 * j + 2 * h + 1] * scale[h]));
     }
   }
   ptx::fence_proxy_async_shared();
