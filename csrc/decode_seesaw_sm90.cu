@@ -341,8 +341,7 @@ __device__ __forceinline__ void pair_math(const DecodeParams& p, const Smem& sm,
   if (has_other) prepare_v_half<kOther, kWg>(sm, pc, pair, thread_in_wg, kOwnBarrier);
   if (has_own) {
     issue_pv<T>(st.o, st.a, sm.kv[kWg], kWg);
-    const float one[2] = {1.f, 1.f};
-    store_p<T>(st.s, one, lane, p_tile<kWg>(sm));
+    store_p<T>(st.s, lane, p_tile<kWg>(sm));
   }
   ptx::named_barrier_sync_unaligned(kPReady, kSeesawMathThreads);
   if (has_other) issue_pv<T>(st.o, p_tile<kOther>(sm), sm.kv[kOther], kWg);

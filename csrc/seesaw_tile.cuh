@@ -180,19 +180,18 @@ __device__ __forceinline__ void pack_p(const float (&s)[kScoreRegs], uint32_t (&
   }
 }
 
-// P (times `scale` per row) rounded to T into a swizzled 64 x 64 sub-tile, the K-major A operand
+// P rounded to T into a swizzled 64 x 64 sub-tile, the K-major A operand
 // of the other warpgroup's P·V. Each warp's stores touch all 32 banks once (row % 8 = gid picks
 // the chunk). The async-proxy fence makes them visible to that warpgroup's wgmma.
 template <typename T>
-__device__ __forceinline__ void store_p(const float (&s)[kScoreRegs], const float (&scale)[2], const Lane& lane,
-                                        uint32_t tile) {
+__device__ __forceinline__ void store_p(const float (&s)[kScoreRegs], const Lane& lane, uint32_t tile) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = lane.row(h);
 #pragma unroll
     for (int j = 0; j < kScoreChunks; ++j) {
       const uint32_t addr = tile + row * kRowBytes + ((j ^ (row & 7)) << 4) + 4 * lane.tig;
-      ptx::st_shared_u32(addr, pack2<T>(s[4 * j + 2 * h] * scale[h], s[4 * j + 2 * h + 1] * scale[h]));
+      ptx::st_shared_u32(addr, pack2<T>(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
     }
   }
   ptx::fence_proxy_async_shared();
