@@ -38,6 +38,7 @@
 // rows zeroed in shared memory before P·V, so NaN or Inf in unattended cache rows cannot reach
 // an output; emptiness is decided from index bounds, so NaN in q propagates.
 #include "decode_common.cuh"
+#include "piece_trace.cuh"
 #include "seesaw_tile.cuh"
 
 namespace flashmla::seesaw {
@@ -392,7 +393,8 @@ __device__ __forceinline__ void copy_out_staged(const Smem& sm, int valid_rows, 
 template <typename T>
 __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& sm, const MathState<T>& st,
                                             const Lane& lane, int wg, int row0, int kv_head, const decode::Piece& pc,
-                                            const decode::PieceOutput& out, const int (&key_end)[2]) {
+                                            const decode::PieceOutput& out, const int (&key_end)[2],
+                                            const trace::Tracer& tracer, int piece) {
   const AttentionShape& sh = p.shape;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -402,6 +404,7 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
     if (lane.tig == 0) sm.s->row_sum[wg][lane.row(h)] = sum;
   }
   ptx::named_barrier_sync(kRowSumReady, kSeesawMathThreads);
+  tracer.mark(piece, trace::kRowSumsReady);
 
   // Each row's normaliser and lse; its lse written by one thread.
   float inv[2];
@@ -422,6 +425,7 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
       p.lse_accum[decode::accum_row(sh, out.split_row, kv_head, m)] = lse;
     }
   }
+  tracer.mark(piece, trace::kLseDone);
   const int valid_rows = min(sh.rows_per_kv_head - row0, kRowTile);
   // Output value i of row h; exactly 0 where the row attends no key of the piece.
   auto value = [&](int h, int i) { return attends_any[h] ? st.o[i] * inv[h] : 0.f; };
@@ -454,6 +458,7 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
           ptx::st_shared_u32(dst + 16 * j, pack2<T>(value(h, 4 * j + 2 * h), value(h, 4 * j + 2 * h + 1)));
         }
       }
+      tracer.mark(piece, trace::kStaged);
       copy_out_staged<T>(sm, valid_rows, out_row);
       return;
     }
@@ -469,15 +474,18 @@ __device__ __forceinline__ void store_piece(const DecodeParams& p, const Smem& s
 
 template <typename T>
 __device__ void math(const DecodeParams& p, const Smem& sm, const decode::PartRange& r, int wg, int row0,
-                     int kv_head) {
+                     int kv_head, const trace::Tracer& tracer) {
   const AttentionShape& sh = p.shape;
   const int thread_in_wg = static_cast<int>(threadIdx.x) % 128;
   const Lane lane = lane_of(thread_in_wg);
   uint32_t uses[2] = {0, 0};  // fills of each buffer so far
   MathState<T> st;
   for (int batch = r.begin_batch; batch <= r.end_batch; ++batch) {
+    const int piece = batch - r.begin_batch;
+    tracer.mark(piece, trace::kPieceStart);
     const decode::Piece pc = decode::piece_of(sh, r, batch, p.cache_seqlens[batch]);
     const decode::PieceOutput out = decode::output_of(p, r, batch, p.num_splits[batch], p.num_splits[batch + 1]);
+    tracer.piece(piece, batch, pc.num_blocks, out.is_final);
     int key_end[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) key_end[h] = decode::key_end_of_row(sh, pc, row0 + lane.row(h));
@@ -492,6 +500,7 @@ __device__ void math(const DecodeParams& p, const Smem& sm, const decode::PartRa
     // Also for empty pieces: past this barrier both warpgroups are done with the last piece's
     // shared row sums, so they may be written again.
     ptx::named_barrier_sync(kQReady, kSeesawMathThreads);
+    tracer.mark(piece, trace::kQReady);
     for (int n = 0; n < pc.num_blocks; n += 2) {
       PairInfo pair;
       pair.n = n;
@@ -505,10 +514,14 @@ __device__ void math(const DecodeParams& p, const Smem& sm, const decode::PartRa
       }
       ++uses[0];
       if (pair.has_k1) ++uses[1];
+      if (n == 0) tracer.mark(piece, trace::kFirstPairDone);
     }
+    tracer.mark(piece, trace::kPairsDone);
     if (batch == r.end_batch) ptx::griddep_launch_dependents();
-    store_piece<T>(p, sm, st, lane, wg, row0, kv_head, pc, out, key_end);
+    store_piece<T>(p, sm, st, lane, wg, row0, kv_head, pc, out, key_end, tracer, piece);
+    tracer.mark(piece, trace::kPieceDone);
   }
+  tracer.end();
 }
 
 template <typename T>
@@ -529,6 +542,8 @@ __device__ __forceinline__ void decode_cta(const DecodeParams& p, uint8_t* raw_s
     for (int g = 0; g < kFreeGroups; ++g) ptx::mbarrier_init(sm.free + 8 * g, kWarpArrivals);
     ptx::fence_proxy_async_shared();  // the initialised barriers, before TMA completes on them
   }
+  // Its own barriers in a trace build (piece_trace.cuh); else nothing.
+  const trace::Tracer tracer = trace::begin(&sm.s->row_sum[0][0]);
   __syncthreads();
 
   // Wait for the kernel that wrote the schedule when launched programmatically (else a no-op).
@@ -545,7 +560,7 @@ __device__ __forceinline__ void decode_cta(const DecodeParams& p, uint8_t* raw_s
     ptx::griddep_launch_dependents();
   } else {
     ptx::setmaxnreg_inc<kSeesawMathRegisters>();
-    math<T>(p, sm, r, wg, row0, kv_head);
+    math<T>(p, sm, r, wg, row0, kv_head, tracer);
   }
 }
 
