@@ -50,7 +50,7 @@ case "$mode" in
           timeout 90 node dist/src/cli/main.js bench $flags --repeats 20 2>&1 |
             grep --line-buffered -E '^ +[0-9]+ +[0-9]+ +[0-9]' |
             awk -v name="$name" -v pass="$pass" \
-              '{ printf "%s %-10s %6s %4s %2s %-4s %8s %s\n", pass, name, $1, $2, $3, $4, $5, $10; fflush() }' |
+              '{ printf "%s %-10s %6s %4s %2s %-4s %8s %s %s\n", pass, name, $1, $2, $3, $4, $5, $10, $11; fflush() }' |
             tee -a "$log"
         done
       done
