@@ -3,10 +3,11 @@
 // (csrc/piece_trace.cuh), for performance work.
 //
 // Where nvcc is (no GPU needed), build the traced decode kernel into ab/ (git-ignored):
-//   node scripts/trace-pieces.mjs build
+//   node scripts/trace-pieces.mjs build [nvcc flags...]
 // Then on the GPU host (after `source .device/setup.sh`, with ab/ carried), trace one benchmark
 // row (b = 128, h_kv = 1, bf16, causal, lengths of seed 0 as in `flashmla bench`):
 //   node scripts/trace-pieces.mjs run --lengths 4096 --heads 128 --sq 2 --varlen off [--json F]
+//     [--cubin ab/trace.cubin]
 // `run` swaps the traced cubin into dist/kernels for the run and puts the library's back after.
 // The row is checked and timed as `flashmla bench` does (one checked call, 5 warm-up, 30 timed);
 // launch kTracedLaunch, one of the timed calls, is traced. It prints the clock the kernel ran at
@@ -36,7 +37,7 @@ const EVENTS = [
 const MAX_CTAS = 1024;
 const MAX_PIECES = 16;
 
-function build() {
+function build(extraFlags) {
   mkdirSync(dirname(tracedCubin), { recursive: true });
   const nvcc = process.env.NVCC ?? 'nvcc';
   const args = [
@@ -52,7 +53,7 @@ function build() {
     tracedCubin,
     join(root, 'csrc', 'decode_seesaw_sm90.cu'),
   ];
-  const result = spawnSync(nvcc, args, { stdio: 'inherit' });
+  const result = spawnSync(nvcc, [...args, ...extraFlags], { stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
   console.log(`built ${tracedCubin} (traces launch ${kTracedLaunch})`);
 }
@@ -72,9 +73,10 @@ async function run(argv) {
       sq: { type: 'string', default: '1' },
       varlen: { type: 'string', default: 'off' },
       json: { type: 'string' },
+      cubin: { type: 'string', default: tracedCubin },
     },
   });
-  if (!existsSync(tracedCubin)) throw new Error(`${tracedCubin} is missing: run \`build\` first`);
+  if (!existsSync(values.cubin)) throw new Error(`${values.cubin} is missing: run \`build\` first`);
   const row = {
     batch: 128,
     meanLength: Number(values.lengths),
@@ -87,7 +89,7 @@ async function run(argv) {
   };
   const saved = join(root, 'ab', '.library-decode.cubin');
   copyFileSync(libraryCubin, saved);
-  copyFileSync(tracedCubin, libraryCubin);
+  copyFileSync(values.cubin, libraryCubin);
   let arrays;
   let result;
   try {
@@ -243,7 +245,7 @@ function summarise(ctas) {
 }
 
 const [mode, ...rest] = process.argv.slice(2);
-if (mode === 'build') build();
+if (mode === 'build') build(rest);
 else if (mode === 'run') await run(rest);
 else {
   console.error(
