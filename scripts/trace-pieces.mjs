@@ -12,12 +12,14 @@
 // The row is checked and timed as `flashmla bench` does (one checked call, 5 warm-up, 30 timed);
 // launch kTracedLaunch, one of the timed calls, is traced. It prints the clock the kernel ran at
 // (SM clocks over global-timer nanoseconds) and the median cycles of each stage of a piece; --json
-// also writes every CTA's raw events. One row per process: the launch count is the module's.
+// also writes every CTA's raw events, which `summary FILE` sums up again anywhere (no GPU needed).
+// One row per process: the launch count is the module's.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const tracedCubin = join(root, 'ab', 'trace.cubin');
@@ -173,6 +175,17 @@ function decode({ events, pieces, ctas }) {
   return out;
 }
 
+/** The summary of a trace that `run --json` saved (plain or gzipped), anywhere. */
+function summariseFile(path) {
+  const raw = readFileSync(path);
+  const { row, medianUs, ctas } = JSON.parse(
+    (path.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8'),
+  );
+  const label = `${row.meanLength}/${row.numHeadsQ}/${row.seqlenQ} ${row.varlen ? 'varlen' : 'fixed'}`;
+  console.log(`${label}: ${medianUs.toFixed(1)} µs (median of 30)`);
+  summarise(ctas);
+}
+
 function summarise(ctas) {
   const ghz = median(ctas.map((c) => c.cycles / c.ns));
   const pieces = ctas.flatMap((c) => c.pieces.map((p, i) => ({ ...p, index: i, cta: c })));
@@ -247,9 +260,10 @@ function summarise(ctas) {
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'build') build(rest);
 else if (mode === 'run') await run(rest);
+else if (mode === 'summary' && rest.length === 1) summariseFile(rest[0]);
 else {
   console.error(
-    'usage: scripts/trace-pieces.mjs build | run [--lengths L --heads H --sq S --varlen on|off] [--json FILE]',
+    'usage: scripts/trace-pieces.mjs build | run [--lengths L --heads H --sq S --varlen on|off] [--json FILE] | summary FILE',
   );
   process.exit(2);
 }
