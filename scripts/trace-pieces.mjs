@@ -15,7 +15,7 @@
 // also writes every CTA's raw events, which `summary FILE` sums up again anywhere (no GPU needed).
 // One row per process: the launch count is the module's.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -89,7 +89,7 @@ async function run(argv) {
     causal: true,
     dtype: 'bf16',
   };
-  const saved = join(root, 'ab', '.library-decode.cubin');
+  const saved = `${libraryCubin}.library`; // beside it: ab/ need not exist when --cubin is elsewhere
   copyFileSync(libraryCubin, saved);
   copyFileSync(values.cubin, libraryCubin);
   let arrays;
@@ -102,6 +102,7 @@ async function run(argv) {
     arrays = await readTrace(backend);
   } finally {
     copyFileSync(saved, libraryCubin);
+    rmSync(saved);
   }
   const label = `${row.meanLength}/${row.numHeadsQ}/${row.seqlenQ} ${row.varlen ? 'varlen' : 'fixed'}`;
   console.log(
