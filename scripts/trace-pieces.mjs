@@ -151,10 +151,24 @@ async function readTrace(backend) {
 /** Per traced CTA: clock, cycles, and each piece's events in cycles from the CTA's start. */
 function decode({ events, pieces, ctas }) {
   const out = [];
+  // Global-timer nanoseconds count from the epoch (beyond a double's exact range): keep them
+  // relative to the earliest CTA's start.
+  let firstNs = -1n;
+  for (let c = 0; c < MAX_CTAS; c++) {
+    const [start, startNs, end] = ctas.subarray(c * 4, c * 4 + 3);
+    if (start !== 0n && end !== 0n && (firstNs < 0n || startNs < firstNs)) firstNs = startNs;
+  }
   for (let c = 0; c < MAX_CTAS; c++) {
     const [start, startNs, end, endNs] = ctas.subarray(c * 4, c * 4 + 4);
     if (start === 0n || end === 0n) continue; // not traced, or a CTA without a part
-    const cta = { cta: c, cycles: Number(end - start), ns: Number(endNs - startNs), pieces: [] };
+    const cta = {
+      cta: c,
+      cycles: Number(end - start),
+      ns: Number(endNs - startNs),
+      startNs: Number(startNs - firstNs),
+      endNs: Number(endNs - firstNs),
+      pieces: [],
+    };
     for (let i = 0; i < MAX_PIECES; i++) {
       const info = pieces[c * MAX_PIECES + i];
       const at = (wg, e) => events[((c * 2 + wg) * MAX_PIECES + i) * EVENTS.length + e];
@@ -194,6 +208,16 @@ function summarise(ctas) {
     `${ctas.length} CTAs at ${ghz.toFixed(3)} GHz (median; SM clocks over global-timer ns), ` +
       `${(pieces.length / ctas.length).toFixed(2)} pieces per CTA, kernel ${median(ctas.map((c) => c.cycles))} cycles`,
   );
+  if (ctas.every((c) => c.startNs !== undefined)) {
+    // Traces saved before the CTAs' start and end were kept have no span.
+    const ends = ctas.map((c) => c.endNs / 1000);
+    const starts = ctas.map((c) => c.startNs / 1000);
+    console.log(
+      `  span ${Math.max(...ends).toFixed(1)} µs from the first CTA's start to the last one's end; ` +
+        `starts within ${Math.max(...starts).toFixed(1)} µs; ends from ${Math.min(...ends).toFixed(1)} ` +
+        `(median ${median(ends).toFixed(1)})`,
+    );
+  }
   const stage = (select, from, to) =>
     median(
       select
