@@ -4,14 +4,18 @@
 # Build each variant where nvcc is (no GPU needed) into ab/, which git ignores; copy ab/ to the
 # GPU host with dist/:
 #   scripts/ab-variants.sh build NAME [nvcc flags...]   e.g. build spin -DMY_SWITCH=1
+# A change to the host code (a launch attribute, a grid, the scheduler) is a whole build instead:
+# build it with `npm run build`, then keep a copy of it as a variant:
+#   scripts/ab-variants.sh snapshot NAME                 (dist/ and package.json into ab/NAME/)
 # Then on the GPU host (after `source .device/setup.sh`), time them, alternating the variants
 # within each pass so that drift in clocks hits all of them alike:
 #   scripts/ab-variants.sh time [-p PASSES] [-b "bench flags"]... NAME...
 # Each -b adds one `flashmla bench` invocation per variant and pass (default: fixed and variable
 # lengths of 4096 tokens at h_q 16 and 128, s_q 1). Every invocation has a time limit, and each
 # row is printed as soon as it is measured (also to $OUT/ab.txt when OUT is set), so a variant
-# that hangs costs one limit and not the rest of the run. Variants must keep the shared-memory
-# size of dist/kernels/layout.json, which the launcher reads.
+# that hangs costs one limit and not the rest of the run. A kernel variant runs with dist/'s
+# host code, so it must keep the shared-memory size of dist/kernels/layout.json, which the
+# launcher reads; a snapshot runs whole, its own host code and kernels.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -24,6 +28,13 @@ case "$mode" in
     mkdir -p ab
     nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -std=c++17 --cubin -lineinfo -I csrc "$@" \
       -o "ab/$name.cubin" csrc/decode_seesaw_sm90.cu -Xptxas -v 2>&1 | grep -E 'registers|spill' | sort -u
+    ;;
+  snapshot)
+    name=${1:?usage: scripts/ab-variants.sh snapshot NAME}
+    rm -rf "ab/$name"
+    mkdir -p "ab/$name"
+    cp -r dist package.json "ab/$name/"
+    echo "ab/$name: a copy of the current build"
     ;;
   time)
     passes=2
@@ -44,10 +55,16 @@ case "$mode" in
     : > "$log"
     for pass in $(seq 1 "$passes"); do
       for name in "$@"; do
-        cp "ab/$name.cubin" "$library"
+        cli=dist/src/cli/main.js
+        if [ -d "ab/$name/dist" ]; then
+          cli=ab/$name/dist/src/cli/main.js  # a snapshot: its own host code and kernels
+          cp ab/.library.cubin "$library"
+        else
+          cp "ab/$name.cubin" "$library"
+        fi
         for flags in "${benches[@]}"; do
           # shellcheck disable=SC2086 # the flags are words
-          timeout 90 node dist/src/cli/main.js bench $flags --repeats 20 2>&1 |
+          timeout 90 node "$cli" bench $flags --repeats 20 2>&1 |
             grep --line-buffered -E '^ +[0-9]+ +[0-9]+ +[0-9]' |
             awk -v name="$name" -v pass="$pass" \
               '{ printf "%s %-10s %6s %4s %2s %-4s %8s %s %s\n", pass, name, $1, $2, $3, $4, $5, $10, $11; fflush() }' |
@@ -58,7 +75,7 @@ case "$mode" in
     cp ab/.library.cubin "$library"
     ;;
   *)
-    echo 'usage: scripts/ab-variants.sh build NAME [nvcc flags...] | time [-p PASSES] [-b "bench flags"]... NAME...' >&2
+    echo 'usage: scripts/ab-variants.sh build NAME [nvcc flags...] | snapshot NAME | time [-p PASSES] [-b "bench flags"]... NAME...' >&2
     exit 2
     ;;
 esac
