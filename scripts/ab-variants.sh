@@ -58,7 +58,6 @@ case "$mode" in
         cli=dist/src/cli/main.js
         if [ -d "ab/$name/dist" ]; then
           cli=ab/$name/dist/src/cli/main.js  # a snapshot: its own host code and kernels
-          cp ab/.library.cubin "$library"
         else
           cp "ab/$name.cubin" "$library"
         fi

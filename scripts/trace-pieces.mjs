@@ -151,16 +151,15 @@ async function readTrace(backend) {
 /** Per traced CTA: clock, cycles, and each piece's events in cycles from the CTA's start. */
 function decode({ events, pieces, ctas }) {
   const out = [];
+  // The CTAs with a start and an end (the rest were not traced, or had no part).
+  const traced = [...Array(MAX_CTAS).keys()].filter(
+    (c) => ctas[c * 4] !== 0n && ctas[c * 4 + 2] !== 0n,
+  );
   // Global-timer nanoseconds count from the epoch (beyond a double's exact range): keep them
   // relative to the earliest CTA's start.
-  let firstNs = -1n;
-  for (let c = 0; c < MAX_CTAS; c++) {
-    const [start, startNs, end] = ctas.subarray(c * 4, c * 4 + 3);
-    if (start !== 0n && end !== 0n && (firstNs < 0n || startNs < firstNs)) firstNs = startNs;
-  }
-  for (let c = 0; c < MAX_CTAS; c++) {
+  const firstNs = BigInt64Array.from(traced, (c) => ctas[c * 4 + 1]).sort()[0] ?? 0n;
+  for (const c of traced) {
     const [start, startNs, end, endNs] = ctas.subarray(c * 4, c * 4 + 4);
-    if (start === 0n || end === 0n) continue; // not traced, or a CTA without a part
     const cta = {
       cta: c,
       cycles: Number(end - start),
