@@ -64,9 +64,8 @@ case "$mode" in
         for flags in "${benches[@]}"; do
           # shellcheck disable=SC2086 # the flags are words
           timeout 90 node "$cli" bench $flags --repeats 20 2>&1 |
-            grep --line-buffered -E '^ +[0-9]+ +[0-9]+ +[0-9]' |
-            awk -v name="$name" -v pass="$pass" \
-              '{ printf "%s %-10s %6s %4s %2s %-4s %8s %s %s\n", pass, name, $1, $2, $3, $4, $5, $10, $11; fflush() }' |
+            grep --line-buffered -E '^ *[0-9]+ +[0-9]+ +[0-9]' |
+            awk -v name="$name" -v pass="$pass" '{ printf "%s %-10s %s\n", pass, name, $0; fflush() }' |
             tee -a "$log"
         done
       done
