@@ -517,6 +517,7 @@ __device__ void math(const DecodeParams& p, const Smem& sm, const decode::PartRa
       if (n == 0) tracer.mark(piece, trace::kFirstPairDone);
     }
     tracer.mark(piece, trace::kPairsDone);
+    if (batch == r.end_batch) ptx::griddep_launch_dependents();
     store_piece<T>(p, sm, st, lane, wg, row0, kv_head, pc, out, key_end, tracer, piece);
     tracer.mark(piece, trace::kPieceDone);
   }
@@ -551,13 +552,16 @@ __device__ __forceinline__ void decode_cta(const DecodeParams& p, uint8_t* raw_s
   // CTA of this grid has issued this, so none of them waits for an SM behind it. Its CTAs then
   // take the SMs this grid leaves idle or frees, drop out at once where a sequence has no splits,
   // and otherwise wait (griddepcontrol.wait) for this grid's partials, resident when it ends.
-  ptx::griddep_launch_dependents();
-  if (part >= p.num_sm_parts || kv_head >= sh.num_heads_kv || sh.batch <= 0) return;
+  if (part >= p.num_sm_parts || kv_head >= sh.num_heads_kv || sh.batch <= 0) {
+    ptx::griddep_launch_dependents();
+    return;
+  }
   const decode::PartRange r = decode::read_part(p, part);
 
   if (wg == 2) {
     ptx::setmaxnreg_dec<kSeesawProducerRegisters>();
     if (threadIdx.x == 2 * 128) produce(p, sm, r, kv_head);
+    ptx::griddep_launch_dependents();
   } else {
     ptx::setmaxnreg_inc<kSeesawMathRegisters>();
     math<T>(p, sm, r, wg, row0, kv_head, tracer);
