@@ -1,5 +1,7 @@
 // The combine kernel: merges the float32 partials of the sequences that the schedule cut into
-// several splits. Launched after the decode kernel with programmatic dependent launch.
+// several splits. Launched after the decode kernel with programmatic dependent launch; the decode
+// kernel lets it be scheduled from its start, and its CTAs of unsplit sequences leave without
+// waiting for the decode kernel (see combine_row).
 //
 // Grid: (batch * slices, h_kv, ceil(rows_per_kv_head / kCombineRowsPerBlock)), slices = 1 or
 // kCombineChannelSlices (the launcher's choice, read back as gridDim.x / batch); block:
@@ -52,8 +54,15 @@ __device__ __forceinline__ void combine_row(const CombineParams& p) {
   const int m = static_cast<int>(blockIdx.z) * kCombineRowsPerBlock + static_cast<int>(threadIdx.x) / 32;
   if (batch >= sh.batch || kv_head >= sh.num_heads_kv || m >= sh.rows_per_kv_head) return;
 
+  // num_splits comes from the schedule kernel, which completed before the decode kernel began,
+  // so it is read before waiting for the decode kernel: a row without splits (final in the
+  // decode kernel's output already) is done at once, while the decode kernel still runs. One
+  // CTA always waits, so that this grid never completes before the decode kernel does.
   const int split_first = p.num_splits[batch];
   const int num_splits = p.num_splits[batch + 1] - split_first;
+  const bool anchor = blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0;
+  if (num_splits <= 1 && !anchor) return;
+  ptx::griddep_wait();  // the decode kernel's partials
   if (num_splits <= 1) return;
 
   // Partial row of split k: first_row + k * split_stride (rows of [split][h_kv][rows_per_kv_head]).
@@ -139,12 +148,10 @@ __device__ __forceinline__ void combine(const CombineParams& p) {
 // At least 6 CTAs per SM (80 registers): enough warps to keep a large batch's merge streaming.
 extern "C" __global__ void __launch_bounds__(flashmla::kCombineThreads, 6)
     flashmla_combine_bf16(const __grid_constant__ CombineParams p) {
-  flashmla::ptx::griddep_wait();
   flashmla::combine::combine<__nv_bfloat16>(p);
 }
 
 extern "C" __global__ void __launch_bounds__(flashmla::kCombineThreads, 6)
     flashmla_combine_fp16(const __grid_constant__ CombineParams p) {
-  flashmla::ptx::griddep_wait();
   flashmla::combine::combine<__half>(p);
 }
