@@ -548,10 +548,10 @@ __device__ __forceinline__ void decode_cta(const DecodeParams& p, uint8_t* raw_s
 
   // Wait for the kernel that wrote the schedule when launched programmatically (else a no-op).
   ptx::griddep_wait();
-  // Let the combine kernel be scheduled now rather than at the end: it starts only once every
-  // CTA of this grid has issued this, so none of them waits for an SM behind it. Its CTAs then
-  // take the SMs this grid leaves idle or frees, drop out at once where a sequence has no splits,
-  // and otherwise wait (griddepcontrol.wait) for this grid's partials, resident when it ends.
+  // The combine kernel is scheduled once every CTA has issued griddepcontrol.launch_dependents:
+  // a CTA without a part issues it here, the others at their last piece's store. Issued at the
+  // start instead, it let the combine's CTAs crowd onto the first SMs to free up, and sequences
+  // cut into many splits merged slower (docs/perf-notes.md, ninth session).
   if (part >= p.num_sm_parts || kv_head >= sh.num_heads_kv || sh.batch <= 0) {
     ptx::griddep_launch_dependents();
     return;
