@@ -1,7 +1,7 @@
 // The combine kernel: merges the float32 partials of the sequences that the schedule cut into
 // several splits. Launched after the decode kernel with programmatic dependent launch; the decode
-// kernel lets it be scheduled from its start, and its CTAs of unsplit sequences leave without
-// waiting for the decode kernel (see combine_row).
+// kernel lets it be scheduled at its last pieces' stores, and its CTAs of unsplit sequences leave
+// without waiting for the decode kernel to complete (see combine_row).
 //
 // Grid: (batch * slices, h_kv, ceil(rows_per_kv_head / kCombineRowsPerBlock)), slices = 1 or
 // kCombineChannelSlices (the launcher's choice, read back as gridDim.x / batch); block:
