@@ -13,9 +13,11 @@
 # Each -b adds one `flashmla bench` invocation per variant and pass (default: fixed and variable
 # lengths of 4096 tokens at h_q 16 and 128, s_q 1). Every invocation has a time limit, and each
 # row is printed as soon as it is measured (also to $OUT/ab.txt when OUT is set), so a variant
-# that hangs costs one limit and not the rest of the run. A kernel variant runs with dist/'s
-# host code, so it must keep the shared-memory size of dist/kernels/layout.json, which the
-# launcher reads; a snapshot runs whole, its own host code and kernels.
+# that hangs costs one limit and not the rest of the run. At the end, scripts/ab-summary.mjs prints
+# each row's mean per variant and its ratio to the first variant named (also to ab-summary.txt).
+# A kernel variant runs with dist/'s host code, so it must keep the shared-memory size of
+# dist/kernels/layout.json, which the launcher reads; a snapshot runs whole, its own host code
+# and kernels.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -71,6 +73,8 @@ case "$mode" in
       done
     done
     cp ab/.library.cubin "$library"
+    # Each row's mean per variant and the ratios to the first variant, also to $OUT/ab-summary.txt.
+    node scripts/ab-summary.mjs "$log" "$@" | tee "${OUT:-ab}/ab-summary.txt"
     ;;
   *)
     echo 'usage: scripts/ab-variants.sh build NAME [nvcc flags...] | snapshot NAME | time [-p PASSES] [-b "bench flags"]... NAME...' >&2
