@@ -122,8 +122,11 @@ export function comparePrecision(
   let misplaced = 0;
   let firstMisplaced = '';
 
-  const a = values(actual.out);
-  const r = values(reference.out);
+  const readActual = rowReader(actual.out);
+  const readReference = rowReader(reference.out);
+  const a = new Float64Array(HEAD_DIM_V);
+  const r = new Float64Array(HEAD_DIM_V);
+  const numel = reference.out.numel;
   const outAt = (e: number) => `out${outIndex(reference.out.shape, e)}`;
   let outMaxAbsError = 0;
   let dot = 0;
@@ -131,9 +134,11 @@ export function comparePrecision(
   let referenceNorm = 0;
   const [, seqlenQ, numHeadsQ] = reference.out.shape;
   const lseR = values(reference.lse);
-  for (let base = 0; base < r.length; base += HEAD_DIM_V) {
+  for (let base = 0; base < numel; base += HEAD_DIM_V) {
     // A row with nothing to attend (lse +inf) must be exactly 0: its bound is 0.
     const rowIndex = base / HEAD_DIM_V;
+    readActual(rowIndex, a);
+    readReference(rowIndex, r);
     const s = Math.floor(rowIndex / numHeadsQ) % seqlenQ;
     const bh = Math.floor(rowIndex / (numHeadsQ * seqlenQ)) * numHeadsQ + (rowIndex % numHeadsQ);
     const lseAtRow = bh * seqlenQ + s;
@@ -145,8 +150,8 @@ export function comparePrecision(
     let rowReferenceNorm = 0;
     let rowFinite = true;
     for (let e = base; e < base + HEAD_DIM_V; e++) {
-      const got = a[e];
-      const want = r[e];
+      const got = a[e - base];
+      const want = r[e - base];
       if (!Number.isFinite(want) || !Number.isFinite(got)) {
         if (!sameNonFinite(got, want) && misplaced++ === 0)
           firstMisplaced = `${outAt(e)}: got ${got}, want ${want}`;
@@ -170,7 +175,7 @@ export function comparePrecision(
     norms += rowNorms;
     referenceNorm += rowReferenceNorm;
   }
-  if (referenceNorm >= Math.max(rule.cosineFloor, r.length * smallestNormal ** 2))
+  if (referenceNorm >= Math.max(rule.cosineFloor, numel * smallestNormal ** 2))
     tensor.add(cosineDistance(dot, norms), rule.tensorCosine, 0);
 
   const lseA = values(actual.lse);
@@ -296,6 +301,26 @@ export function formatRatio(ratio: number): string {
 function summarize(report: PrecisionReport): string {
   const ratios = `worst error/bound: element ${formatRatio(report.element.ratio)}, row ${formatRatio(report.row.ratio)}, tensor ${formatRatio(report.tensor.ratio)}, lse ${formatRatio(report.lse.ratio)}`;
   return report.ok ? ratios : `${report.failures.length} checks failed; ${ratios}`;
+}
+
+/**
+ * Reads row `row` (512 values, row-major) of out into `into`. A contiguous 16-bit tensor is decoded
+ * row by row, so judging a large result allocates no copy of it (on a large output the fresh
+ * memory of a whole decoded copy cost more than the comparison itself); any other tensor is
+ * copied once.
+ */
+function rowReader(tensor: HostTensor): (row: number, into: Float64Array) => void {
+  if (tensor.isContiguous() && (tensor.dtype === 'bf16' || tensor.dtype === 'fp16')) {
+    const table = halfDecodeTable(tensor.dtype);
+    const bits = tensor.data as Uint16Array;
+    const offset = tensor.offset;
+    return (row, into) => {
+      const base = offset + row * HEAD_DIM_V;
+      for (let c = 0; c < HEAD_DIM_V; c++) into[c] = table[bits[base + c]];
+    };
+  }
+  const all = values(tensor);
+  return (row, into) => into.set(all.subarray(row * HEAD_DIM_V, (row + 1) * HEAD_DIM_V));
 }
 
 /** All elements in row-major order as exact float32 values (fast for contiguous 16-bit tensors). */

@@ -169,6 +169,26 @@ test('Inf and NaN sit exactly where the reference has them; rows with nothing at
   assert.ok(!comparePrecision(actual(rows, [Number.NaN, 2]), nanRef).ok);
 });
 
+test('a 16-bit result is read the same in any layout: contiguous, at an offset, padded', () => {
+  const ref = reference(rows, [1.5, 2], 0.05);
+  const wrong = rows.map((row) => [...row]);
+  wrong[1][100] += 1 / 32;
+  const lse = HostTensor.fromValues('float32', [1, 2, 1], [1.5, 2]);
+  const contiguous = HostTensor.fromValues('bf16', [1, 1, 2, 512], wrong.flat());
+  // The same values one row further into a larger buffer, and with rows padded to 576.
+  const shifted = HostTensor.fromValues('bf16', [3, 512], [rows[0], ...wrong].flat());
+  const atOffset = shifted.view([1, 1, 2, 512], [1024, 1024, 512, 1], 512);
+  const padded = HostTensor.padded('bf16', [1, 1, 2, 512], [1, 1, 2, 576]);
+  for (let h = 0; h < 2; h++) for (let c = 0; c < 512; c++) padded.set(wrong[h][c], 0, 0, h, c);
+  assert.ok(atOffset.isContiguous() && !padded.isContiguous());
+  const reports = [contiguous, atOffset, padded].map((out) => comparePrecision({ out, lse }, ref));
+  for (const report of reports) {
+    assert.equal(report.element.beyond, 1);
+    assert.equal(report.element.at, 'out[b=0, s=0, h=1, c=100]');
+    assert.deepEqual(report, reports[0]);
+  }
+});
+
 test('a pairwise design covers every pair of values, and honours the validity rule', () => {
   const factors = { a: [1, 2, 3], b: ['x', 'y'], c: [true, false], d: [10, 20, 30, 40] };
   const rows = pairwiseDesign(factors, new Random(2), (row) => !(row.a === 3 && row.d === 40));
