@@ -27,8 +27,22 @@ export interface ErrorScales {
    * hence the floor φ·e^(m_i − lse_i) on the normalised P.
    */
   absWeightedV: Float64Array;
+  /**
+   * Where present, A is stored once per group of out rows that share it: out row r (of b·s_q·h_q)
+   * takes row absWeightedVRows[r] of absWeightedV, which is then [groups, 512]. The bounds for the
+   * GPU oracle share one row per sequence and KV head (and a zero row for rows with nothing to
+   * attend), so judging a large result needs no array as large as out for them.
+   */
+  absWeightedVRows?: Int32Array;
   /** B_i = softmaxScale·‖q_i‖₂·max_j ‖k_j‖₂ over the keys row i attends, [b, h_q, s_q] (lse's shape). */
   scoreMagnitude: Float64Array;
+}
+
+/** A at flat index e of out ([b, s_q, h_q, 512] row-major), whichever way the scales store it. */
+export function absWeightedVAt(scales: ErrorScales, e: number): number {
+  if (!scales.absWeightedVRows) return scales.absWeightedV[e];
+  const row = Math.floor(e / HEAD_DIM_V);
+  return scales.absWeightedV[scales.absWeightedVRows[row] * HEAD_DIM_V + (e - row * HEAD_DIM_V)];
 }
 
 export interface ReferenceResult {

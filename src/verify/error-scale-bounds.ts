@@ -81,15 +81,20 @@ export function boundedErrorScales(
   const [batch, seqlenQ, numHeadsQ] = q.shape;
   const { numHeadsKv, maxAbsV, maxKeyNorm } = maxima;
   const groupSize = numHeadsQ / numHeadsKv;
-  const absWeightedV = new Float64Array(batch * seqlenQ * numHeadsQ * HEAD_DIM_V);
-  const scoreMagnitude = new Float64Array(batch * numHeadsQ * seqlenQ);
   const dtype = q.dtype === 'fp16' ? 'fp16' : 'bf16';
   const table = halfDecodeTable(dtype);
-  // The bound on A of each sequence and KV head: max |V_c| times (1 + L·φ).
-  const bounds = Array.from({ length: batch * numHeadsKv }, (_, kv) => {
+  // The bound on A is one row per sequence and KV head, max |V_c| times (1 + L·φ), and every out
+  // row of that sequence and KV head takes it; rows with nothing to attend take the zero row
+  // after them.
+  const zeroRow = batch * numHeadsKv;
+  const absWeightedV = new Float64Array((zeroRow + 1) * HEAD_DIM_V);
+  for (let kv = 0; kv < zeroRow; kv++) {
     const floors = 1 + lengths[Math.floor(kv / numHeadsKv)] * SMALLEST_NORMAL[dtype];
-    return maxAbsV.slice(kv * HEAD_DIM_V, (kv + 1) * HEAD_DIM_V).map((x) => floors * x);
-  });
+    for (let c = 0; c < HEAD_DIM_V; c++)
+      absWeightedV[kv * HEAD_DIM_V + c] = floors * maxAbsV[kv * HEAD_DIM_V + c];
+  }
+  const absWeightedVRows = new Int32Array(batch * seqlenQ * numHeadsQ).fill(zeroRow);
+  const scoreMagnitude = new Float64Array(batch * numHeadsQ * seqlenQ);
   const data = q.data as Uint16Array;
   const channelStride = q.strides[3];
   for (let i = 0; i < batch; i++) {
@@ -105,9 +110,9 @@ export function boundedErrorScales(
         }
         scoreMagnitude[(i * numHeadsQ + head) * seqlenQ + s] =
           options.softmaxScale * Math.sqrt(squares) * maxKeyNorm[kv];
-        absWeightedV.set(bounds[kv], ((i * seqlenQ + s) * numHeadsQ + head) * HEAD_DIM_V);
+        absWeightedVRows[(i * seqlenQ + s) * numHeadsQ + head] = kv;
       }
     }
   }
-  return { absWeightedV, scoreMagnitude };
+  return { absWeightedV, absWeightedVRows, scoreMagnitude };
 }

@@ -114,7 +114,7 @@ export function comparePrecision(
   const smallestNormal = SMALLEST_NORMAL[dtype];
   // Cosines measure relative error: none where the reference's rms is below φ either.
   const rowCosineFloor = Math.max(rule.cosineFloor, HEAD_DIM_V * smallestNormal ** 2);
-  const { absWeightedV, scoreMagnitude } = reference.errorScales;
+  const { absWeightedV, absWeightedVRows, scoreMagnitude } = reference.errorScales;
   const element = new Worst();
   const row = new Worst();
   const tensor = new Worst();
@@ -145,6 +145,8 @@ export function comparePrecision(
     const attends = lseR[lseAtRow] !== Number.POSITIVE_INFINITY;
     // The relative weight error that score errors of up to σ·B_i can cause.
     const scoreSlack = 2 * rule.scoreError * scoreMagnitude[lseAtRow];
+    // Where A of element e sits: absWeightedV[e + shift] (see ErrorScales.absWeightedVRows).
+    const shift = absWeightedVRows ? absWeightedVRows[rowIndex] * HEAD_DIM_V - base : 0;
     let rowDot = 0;
     let rowNorms = 0;
     let rowReferenceNorm = 0;
@@ -160,9 +162,9 @@ export function comparePrecision(
       }
       const error = Math.abs(got - want);
       outMaxAbsError = Math.max(outMaxAbsError, error);
+      const weightedV = absWeightedV[e + shift];
       const bound = attends
-        ? epsilon * (Math.max(Math.abs(want), smallestNormal) + absWeightedV[e]) +
-          scoreSlack * absWeightedV[e]
+        ? epsilon * (Math.max(Math.abs(want), smallestNormal) + weightedV) + scoreSlack * weightedV
         : 0;
       element.add(error, bound, e, got, want);
       rowDot += got * want;
