@@ -19,11 +19,12 @@
  */
 
 import { HEAD_DIM_V } from '../config.js';
-import { DtypeError } from '../errors.js';
+import { DtypeError, ShapeError } from '../errors.js';
 import type { HostDecodeInputs } from '../reference/problem.js';
 import { type ErrorScales, referenceDecode, SMALLEST_NORMAL } from '../reference/reference.js';
 import { halfDecodeTable } from '../tensor/half.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
+import { formatShape } from '../tensor/tensor.js';
 
 /** The rule's numbers. */
 export const PRECISION_RULE = Object.freeze({
@@ -110,6 +111,15 @@ export function comparePrecision(
   const dtype = reference.out.dtype;
   if (dtype !== 'bf16' && dtype !== 'fp16')
     throw new DtypeError('reference.out', 'bf16 or fp16 (the input dtype)', dtype);
+  for (const name of ['out', 'lse'] as const) {
+    const [got, want] = [actual[name].shape, reference[name].shape];
+    if (got.length !== want.length || got.some((size, dim) => size !== want[dim]))
+      throw new ShapeError(
+        `actual.${name}`,
+        `the reference's shape ${formatShape(want)}`,
+        formatShape(got),
+      );
+  }
   const epsilon = rule.epsilon[dtype];
   const smallestNormal = SMALLEST_NORMAL[dtype];
   // Cosines measure relative error: none where the reference's rms is below φ either.

@@ -189,6 +189,19 @@ test('a 16-bit result is read the same in any layout: contiguous, at an offset, 
   }
 });
 
+test('a result whose shape differs from the reference is refused, not judged', () => {
+  const ref = reference(rows, [1.5, 2], 0.05);
+  const short = HostTensor.fromValues('float32', [1, 1, 1, 512], rows[0]);
+  assert.throws(
+    () => comparePrecision({ out: short, lse: actual(rows, [1.5, 2]).lse }, ref),
+    /actual\.out.*\[1, 1, 2, 512\]/,
+  );
+  const lse = HostTensor.fromValues('float32', [1, 1, 2], [1.5, 2]);
+  assert.throws(() => comparePrecision({ out: actual(rows, [1.5, 2]).out, lse }, ref), {
+    name: 'ShapeError',
+  });
+});
+
 test('a pairwise design covers every pair of values, and honours the validity rule', () => {
   const factors = { a: [1, 2, 3], b: ['x', 'y'], c: [true, false], d: [10, 20, 30, 40] };
   const rows = pairwiseDesign(factors, new Random(2), (row) => !(row.a === 3 && row.d === 40));
