@@ -141,20 +141,78 @@ export function attendRow(
   scales?: { absWeightedV: Float64Array; smallestNormal: number },
 ): number {
   const scores = new Float64Array(count);
-  let max = Number.NEGATIVE_INFINITY;
-  for (let j = 0; j < count; j++) {
+  // Four keys per pass over the query (and below over out and A): each sum still adds its terms
+  // one at a time in key and channel order, so the results are those of one key at a time, bit
+  // for bit, with a quarter of the loads and stores of the accumulators.
+  const quads = count - (count % 4);
+  for (let j = 0; j < quads; j += 4) {
+    const [r0, r1, r2, r3] = [
+      j * HEAD_DIM_K,
+      (j + 1) * HEAD_DIM_K,
+      (j + 2) * HEAD_DIM_K,
+      (j + 3) * HEAD_DIM_K,
+    ];
+    let [d0, d1, d2, d3] = [0, 0, 0, 0];
+    for (let c = 0; c < HEAD_DIM_K; c++) {
+      const x = query[c];
+      d0 += x * keys[r0 + c];
+      d1 += x * keys[r1 + c];
+      d2 += x * keys[r2 + c];
+      d3 += x * keys[r3 + c];
+    }
+    scores[j] = d0 * scale;
+    scores[j + 1] = d1 * scale;
+    scores[j + 2] = d2 * scale;
+    scores[j + 3] = d3 * scale;
+  }
+  for (let j = quads; j < count; j++) {
     let dot = 0;
     const row = j * HEAD_DIM_K;
     for (let c = 0; c < HEAD_DIM_K; c++) dot += query[c] * keys[row + c];
     scores[j] = dot * scale;
-    max = Math.max(max, scores[j]); // Math.max propagates NaN, as the contract wants
   }
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = 0; j < count; j++) max = Math.max(max, scores[j]); // Math.max propagates NaN, as the contract wants
   let sum = 0;
   for (let j = 0; j < count; j++) sum += Math.exp(scores[j] - max);
   const lse = max + Math.log(sum);
   const floor = scales ? scales.smallestNormal * Math.exp(max - lse) : 0;
-  for (let j = 0; j < count; j++) {
-    const weight = Math.exp(scores[j] - lse);
+  const weights = new Float64Array(count);
+  for (let j = 0; j < count; j++) weights[j] = Math.exp(scores[j] - lse);
+  for (let j = 0; j < quads; j += 4) {
+    const [r0, r1, r2, r3] = [
+      j * HEAD_DIM_K,
+      (j + 1) * HEAD_DIM_K,
+      (j + 2) * HEAD_DIM_K,
+      (j + 3) * HEAD_DIM_K,
+    ];
+    const [w0, w1, w2, w3] = [weights[j], weights[j + 1], weights[j + 2], weights[j + 3]];
+    for (let c = 0; c < HEAD_DIM_V; c++) {
+      const o = outBase + c;
+      out[o] =
+        out[o] + w0 * keys[r0 + c] + w1 * keys[r1 + c] + w2 * keys[r2 + c] + w3 * keys[r3 + c];
+    }
+    if (scales) {
+      const a = scales.absWeightedV;
+      const [a0, a1, a2, a3] = [
+        Math.max(w0, floor),
+        Math.max(w1, floor),
+        Math.max(w2, floor),
+        Math.max(w3, floor),
+      ];
+      for (let c = 0; c < HEAD_DIM_V; c++) {
+        const o = outBase + c;
+        a[o] =
+          a[o] +
+          a0 * Math.abs(keys[r0 + c]) +
+          a1 * Math.abs(keys[r1 + c]) +
+          a2 * Math.abs(keys[r2 + c]) +
+          a3 * Math.abs(keys[r3 + c]);
+      }
+    }
+  }
+  for (let j = quads; j < count; j++) {
+    const weight = weights[j];
     const row = j * HEAD_DIM_K;
     for (let c = 0; c < HEAD_DIM_V; c++) out[outBase + c] += weight * keys[row + c];
     if (scales) {

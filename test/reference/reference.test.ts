@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HEAD_DIM_K, HEAD_DIM_V } from '../../src/config.js';
-import { referenceDecode } from '../../src/reference/reference.js';
+import { attendRow, referenceDecode } from '../../src/reference/reference.js';
 import { HostTensor } from '../../src/tensor/host-tensor.js';
+import { Random } from '../../src/tensor/random.js';
 
 /** A tiny problem: every q and cache value 0 unless set; unused cache rows NaN. */
 function tiny(options: {
@@ -168,4 +169,58 @@ test('error scales: A is the softmax-weighted |V|, B the largest score magnitude
   assert.ok(scales.absWeightedV.every((x) => x === 0));
   assert.equal(scales.scoreMagnitude[0], 0);
   assert.equal(referenceDecode(empty).errorScales, undefined, 'only computed when asked for');
+});
+
+/** attendRow's arithmetic one key at a time, as the rule states it: the spec of its fast form. */
+function attendRowOneKeyAtATime(
+  query: Float64Array,
+  keys: Float64Array,
+  count: number,
+  scale: number,
+  out: Float64Array,
+  scales: { absWeightedV: Float64Array; smallestNormal: number },
+): number {
+  const scores = new Float64Array(count);
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = 0; j < count; j++) {
+    let dot = 0;
+    for (let c = 0; c < HEAD_DIM_K; c++) dot += query[c] * keys[j * HEAD_DIM_K + c];
+    scores[j] = dot * scale;
+    max = Math.max(max, scores[j]);
+  }
+  let sum = 0;
+  for (let j = 0; j < count; j++) sum += Math.exp(scores[j] - max);
+  const lse = max + Math.log(sum);
+  const floor = scales.smallestNormal * Math.exp(max - lse);
+  for (let j = 0; j < count; j++) {
+    const weight = Math.exp(scores[j] - lse);
+    for (let c = 0; c < HEAD_DIM_V; c++) {
+      out[c] += weight * keys[j * HEAD_DIM_K + c];
+      scales.absWeightedV[c] += Math.max(weight, floor) * Math.abs(keys[j * HEAD_DIM_K + c]);
+    }
+  }
+  return lse;
+}
+
+test('attendRow equals its one-key-at-a-time spec bit for bit, for every count modulo 4', () => {
+  const random = new Random(41);
+  for (let count = 0; count <= 13; count++) {
+    const query = Float64Array.from({ length: HEAD_DIM_K }, () => random.normal());
+    const keys = Float64Array.from({ length: count * HEAD_DIM_K }, () => random.normal() * 3);
+    if (count === 9) keys[5 * HEAD_DIM_K + 7] = Number.NaN;
+    const start = Float64Array.from({ length: HEAD_DIM_V }, () => random.normal());
+    const fast = { out: start.slice(), absWeightedV: start.slice() };
+    const spec = { out: start.slice(), absWeightedV: start.slice() };
+    const smallestNormal = 2 ** -14;
+    const lse = attendRow(query, keys, count, 0.3, fast.out, 0, {
+      absWeightedV: fast.absWeightedV,
+      smallestNormal,
+    });
+    const want = attendRowOneKeyAtATime(query, keys, count, 0.3, spec.out, {
+      absWeightedV: spec.absWeightedV,
+      smallestNormal,
+    });
+    assert.ok(Object.is(lse, want), `count ${count}: lse ${lse} against ${want}`);
+    assert.deepEqual(fast, spec, `count ${count}`);
+  }
 });
