@@ -146,12 +146,7 @@ export function attendRow(
   // for bit, with a quarter of the loads and stores of the accumulators.
   const quads = count - (count % 4);
   for (let j = 0; j < quads; j += 4) {
-    const [r0, r1, r2, r3] = [
-      j * HEAD_DIM_K,
-      (j + 1) * HEAD_DIM_K,
-      (j + 2) * HEAD_DIM_K,
-      (j + 3) * HEAD_DIM_K,
-    ];
+    const [r0, r1, r2, r3] = quadRows(j);
     let [d0, d1, d2, d3] = [0, 0, 0, 0];
     for (let c = 0; c < HEAD_DIM_K; c++) {
       const x = query[c];
@@ -180,12 +175,7 @@ export function attendRow(
   const weights = new Float64Array(count);
   for (let j = 0; j < count; j++) weights[j] = Math.exp(scores[j] - lse);
   for (let j = 0; j < quads; j += 4) {
-    const [r0, r1, r2, r3] = [
-      j * HEAD_DIM_K,
-      (j + 1) * HEAD_DIM_K,
-      (j + 2) * HEAD_DIM_K,
-      (j + 3) * HEAD_DIM_K,
-    ];
+    const [r0, r1, r2, r3] = quadRows(j);
     const [w0, w1, w2, w3] = [weights[j], weights[j + 1], weights[j + 2], weights[j + 3]];
     for (let c = 0; c < HEAD_DIM_V; c++) {
       const o = outBase + c;
@@ -222,6 +212,12 @@ export function attendRow(
     }
   }
   return lse;
+}
+
+/** Where keys j..j+3 start in a [count][576] array. */
+function quadRows(j: number): [number, number, number, number] {
+  const r0 = j * HEAD_DIM_K;
+  return [r0, r0 + HEAD_DIM_K, r0 + 2 * HEAD_DIM_K, r0 + 3 * HEAD_DIM_K];
 }
 
 function norm(values: Float64Array, begin: number, count: number): number {
