@@ -201,7 +201,7 @@ mismatch.
   --device    CUDA device ordinal (default 0)
   --seed      seed of the configurations and data (default: fresh, printed)
   --count     configurations to run (default 20)
-  --max-cost  largest configuration, in query-key pairs of the reference (about 2 µs each on
+  --max-cost  largest configuration, in query-key pairs of the reference (about 1 µs each on
               the host), counted as estimated tokens·(s_q·h_q + 10·h_kv) + 10·b·s_q·h_q
               (default ${DEFAULT_MAX_COST}: each configuration checks in a few seconds at most)
   --verbose   print every configuration, not only mismatches`,
