@@ -39,7 +39,7 @@ export type CheckConfig = Required<Omit<ProblemConfig, 'lengths' | 'softmaxScale
 
 /**
  * Rough work of checking one configuration, in units of one query-key pair of the float64
- * reference (about 2 µs on the host): the reference (and the CPU backend) visit s_q·h_q pairs
+ * reference (about 1 µs on the host): the reference (and the CPU backend) visit s_q·h_q pairs
  * per cached token, and generating the inputs costs about a pair per 60 elements drawn.
  */
 export function estimateCost(config: CheckConfig): number {
