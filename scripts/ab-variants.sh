@@ -17,7 +17,8 @@
 # each row's mean per variant and its ratio to the first variant named (also to ab-summary.txt).
 # A kernel variant runs with dist/'s host code, so it must keep the shared-memory size of
 # dist/kernels/layout.json, which the launcher reads; a snapshot runs whole, its own host code
-# and kernels.
+# and kernels. NAME@VARIANT runs NAME with FLASHMLA_DECODE_KERNEL=VARIANT (one of the launcher's
+# decode variants), e.g. a snapshot against itself with another variant.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -56,7 +57,10 @@ case "$mode" in
     log=${OUT:-ab}/ab.txt
     : > "$log"
     for pass in $(seq 1 "$passes"); do
-      for name in "$@"; do
+      for label in "$@"; do
+        name=${label%%@*}
+        variant=
+        [ "$name" != "$label" ] && variant=${label#*@}
         cli=dist/src/cli/main.js
         if [ -d "ab/$name/dist" ]; then
           cli=ab/$name/dist/src/cli/main.js  # a snapshot: its own host code and kernels
@@ -65,9 +69,9 @@ case "$mode" in
         fi
         for flags in "${benches[@]}"; do
           # shellcheck disable=SC2086 # the flags are words
-          timeout 90 node "$cli" bench $flags --repeats 20 2>&1 |
+          FLASHMLA_DECODE_KERNEL=$variant timeout 90 node "$cli" bench $flags --repeats 20 2>&1 |
             grep --line-buffered -E '^ *[0-9]+ +[0-9]+ +[0-9]' |
-            awk -v name="$name" -v pass="$pass" '{ printf "%s %-10s %s\n", pass, name, $0; fflush() }' |
+            awk -v name="$label" -v pass="$pass" '{ printf "%s %-10s %s\n", pass, name, $0; fflush() }' |
             tee -a "$log"
         done
       done
