@@ -7,8 +7,10 @@
 // Then on the GPU host (after `source .device/setup.sh`, with ab/ carried), trace one benchmark
 // row (b = 128, h_kv = 1, bf16, causal, lengths of seed 0 as in `flashmla bench`):
 //   node scripts/trace-pieces.mjs run --lengths 4096 --heads 128 --sq 2 --varlen off [--json F]
-//     [--cubin ab/trace.cubin]
-// `run` swaps the traced cubin into dist/kernels for the run and puts the library's back after.
+//     [--cubin ab/trace.cubin] [--dist ab/NAME/dist]
+// `run` swaps the traced cubin into dist/kernels (or the kernels of the build --dist names, e.g.
+// a snapshot of scripts/ab-variants.sh whose host code the traced kernel needs) for the run and
+// puts the library's back after. FLASHMLA_DECODE_KERNEL picks the decode variant as usual.
 // The row is checked and timed as `flashmla bench` does (one checked call, 5 warm-up, 30 timed);
 // launch kTracedLaunch, one of the timed calls, is traced. It prints the clock the kernel ran at
 // (SM clocks over global-timer nanoseconds) and the median cycles of each stage of a piece; --json
@@ -17,13 +19,12 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const tracedCubin = join(root, 'ab', 'trace.cubin');
-const libraryCubin = join(root, 'dist', 'kernels', 'decode_seesaw_sm90.cubin');
 const kTracedLaunch = 12;
 // csrc/piece_trace.cuh
 const EVENTS = [
@@ -76,8 +77,11 @@ async function run(argv) {
       varlen: { type: 'string', default: 'off' },
       json: { type: 'string' },
       cubin: { type: 'string', default: tracedCubin },
+      dist: { type: 'string', default: join(root, 'dist') },
     },
   });
+  const dist = resolve(values.dist);
+  const libraryCubin = join(dist, 'kernels', 'decode_seesaw_sm90.cubin');
   if (!existsSync(values.cubin)) throw new Error(`${values.cubin} is missing: run \`build\` first`);
   const row = {
     batch: 128,
@@ -95,8 +99,8 @@ async function run(argv) {
   let arrays;
   let result;
   try {
-    const { openBackend } = await import('../dist/src/api/open-backend.js');
-    const { measureRow } = await import('../dist/src/cli/bench/measure.js');
+    const { openBackend } = await import(pathToFileURL(join(dist, 'src/api/open-backend.js')).href);
+    const { measureRow } = await import(pathToFileURL(join(dist, 'src/cli/bench/measure.js')).href);
     const backend = openBackend({ backend: 'cuda' });
     result = measureRow(backend, row, 0, { warmup: 5, repeats: 30 }, null);
     arrays = await readTrace(backend);
